@@ -1,0 +1,56 @@
+"""create_app(settings): the one place that wires storage, search, validation and the HTTP shell."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway.errors import Category, FhirError
+from gateway.fhir_api.context import Services
+from gateway.fhir_api.routes import install, outcome_response
+from gateway.search.engine import SearchEngine
+from gateway.settings import Settings
+from gateway.storage import open_repository
+from gateway.validation.validator import Validator
+
+_HTTP_CATEGORY = {
+    404: Category.NOT_FOUND,
+    405: Category.METHOD_NOT_ALLOWED,
+    413: Category.TOO_LARGE,
+    415: Category.UNSUPPORTED_MEDIA,
+}
+
+
+def build_services(settings: Settings) -> Services:
+    search = SearchEngine()
+    repo = open_repository(settings.database_url, search.index)
+    return Services(repo=repo, settings=settings, search=search, validator=Validator())
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    settings = settings or Settings()
+    svc = services or build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        svc.repo.close()
+
+    app = FastAPI(title="fhir-plan-gateway", version="0.1.0", lifespan=lifespan)
+    app.state.services = svc
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, exc: StarletteHTTPException):  # type: ignore[no-untyped-def]
+        category = _HTTP_CATEGORY.get(exc.status_code, Category.INVALID)
+        return outcome_response(FhirError(category, str(exc.detail)))
+
+    @app.exception_handler(RequestValidationError)
+    async def request_error(request, exc: RequestValidationError):  # type: ignore[no-untyped-def]
+        return outcome_response(FhirError(Category.INVALID, "the request is not well-formed"))
+
+    install(app, svc)
+    return app

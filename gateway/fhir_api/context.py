@@ -1,0 +1,109 @@
+"""The framework-free request/response pair every FHIR interaction works on.
+
+Interactions take a `FhirRequest` and the gateway's `Services` and return a `FhirResponse`; they
+never see FastAPI. A response body is either stored canonical JSON bytes (served unchanged) or a
+dict that may contain `orjson.Fragment`s of stored bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from gateway.errors import invalid
+
+if TYPE_CHECKING:
+    from gateway.search.engine import SearchEngine
+    from gateway.settings import Settings
+    from gateway.storage.base import Repository, StoredVersion
+    from gateway.validation.validator import Validator
+
+ID_RE = re.compile(r"^[A-Za-z0-9\-\.]{1,64}$")
+
+# The resource types this gateway serves (issue 2); the CapabilityStatement lists exactly these.
+RESOURCE_TYPES: tuple[str, ...] = (
+    "Patient",
+    "Organization",
+    "Practitioner",
+    "PractitionerRole",
+    "CareTeam",
+    "CarePlan",
+    "Goal",
+    "ServiceRequest",
+    "Task",
+    "Consent",
+    "Provenance",
+    "AuditEvent",
+    "Subscription",
+    "Composition",
+    "DocumentReference",
+    "QuestionnaireResponse",
+    "Communication",
+    "Endpoint",
+    "Basic",
+)
+
+
+@dataclass
+class FhirRequest:
+    method: str
+    base: str  # absolute service base, e.g. http://127.0.0.1:8080/fhir
+    resource_type: str | None = None
+    id: str | None = None
+    vid: str | None = None
+    operation: str | None = None
+    params: list[tuple[str, str]] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    resource: dict[str, Any] | None = None  # parsed body (JSON or XML)
+    raw_body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    def param(self, name: str) -> str | None:
+        for k, v in self.params:
+            if k == name:
+                return v
+        return None
+
+
+@dataclass
+class FhirResponse:
+    status: int
+    body: bytes | dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Services:
+    """Everything an interaction may use, built once by `gateway.app.create_app`."""
+
+    repo: Repository
+    settings: Settings
+    search: SearchEngine
+    validator: Validator
+
+
+def check_id(id: str, where: str = "id") -> str:
+    if not ID_RE.match(id):
+        raise invalid(f"'{id[:70]}' is not a valid FHIR id ([A-Za-z0-9-.]{{1,64}})", where)
+    return id
+
+
+def version_headers(base: str, sv: StoredVersion) -> dict[str, str]:
+    return {
+        "ETag": sv.etag,
+        "Last-Modified": sv.last_modified,
+        "Location": f"{base}/{sv.resource_type}/{sv.id}/_history/{sv.version}",
+    }
+
+
+def parse_etag(value: str, where: str = "If-Match") -> int:
+    """`W/"3"` or `"3"` or `3` -> 3."""
+    text = value.strip()
+    text = text[2:] if text.startswith("W/") else text
+    text = text.strip('"')
+    if not text.isdigit():
+        raise invalid(f'{where} must be a version ETag such as W/"3"', where)
+    return int(text)

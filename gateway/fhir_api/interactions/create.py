@@ -1,0 +1,59 @@
+"""create: POST [base]/[type], with conditional create via If-None-Exist
+(http://hl7.org/fhir/R4/http.html#create, #ccreate). The server assigns the id."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import parse_qsl
+
+from gateway.errors import Category, FhirError
+from gateway.fhir_api.context import FhirRequest, FhirResponse, Services, version_headers
+from gateway.storage.base import Session
+
+
+def conditional_matches(
+    svc: Services, session: Session, resource_type: str, query: str
+) -> list[tuple[str, str]]:
+    """Keys of the live resources matching a conditional query string (`identifier=a|b`)."""
+    params = parse_qsl(query.lstrip("?"), keep_blank_values=True)
+    if not params:
+        raise FhirError(Category.INVALID, "a conditional request needs search criteria")
+    return svc.search.match_keys(session, resource_type, params)
+
+
+def create_in(
+    svc: Services,
+    session: Session,
+    base: str,
+    resource_type: str,
+    resource: dict[str, Any],
+    if_none_exist: str | None = None,
+    id: str | None = None,
+) -> FhirResponse:
+    """Create inside an open writer session; `resource` is already validated."""
+    if if_none_exist:
+        # One conditional create per type at a time, so two cannot both see "no match".
+        session.lock(f"conditional-create:{resource_type}")
+        matches = conditional_matches(svc, session, resource_type, if_none_exist)
+        if len(matches) > 1:
+            raise FhirError(
+                Category.PRECONDITION_FAILED,
+                f"If-None-Exist matched {len(matches)} resources; criteria must be more selective",
+            )
+        if len(matches) == 1:
+            sv = session.current(*matches[0])
+            assert sv is not None
+            return FhirResponse(200, sv.body, version_headers(base, sv))
+    new_id = id or str(uuid.uuid4())
+    sv = session.write(resource_type, new_id, resource, "POST")
+    return FhirResponse(201, sv.body, version_headers(base, sv))
+
+
+def create(svc: Services, req: FhirRequest) -> FhirResponse:
+    assert req.resource_type
+    resource = svc.validator.validate_body(req.resource_type, req.resource, expect_id=None)
+    with svc.repo.writer() as session:
+        return create_in(
+            svc, session, req.base, req.resource_type, resource, req.header("if-none-exist")
+        )

@@ -1,0 +1,58 @@
+"""patch: PATCH [base]/[type]/[id] with a JSON Patch document (RFC 6902;
+http://hl7.org/fhir/R4/http.html#patch). The patched resource is validated like an update."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonpatch
+import orjson
+
+from gateway.errors import Category, FhirError, invalid
+from gateway.fhir_api.context import FhirRequest, FhirResponse, Services, check_id
+from gateway.fhir_api.interactions.read import live_version
+from gateway.fhir_api.interactions.update import update_in
+from gateway.storage.base import Session
+
+
+def parse_patch(raw: bytes) -> list[dict[str, Any]]:
+    try:
+        ops = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise invalid(f"the JSON Patch body is not valid JSON: {e.msg}", "body") from None
+    if not isinstance(ops, list) or not all(isinstance(o, dict) for o in ops):
+        raise invalid("a JSON Patch document is an array of operation objects", "body")
+    return ops
+
+
+def patch_in(
+    svc: Services,
+    session: Session,
+    base: str,
+    resource_type: str,
+    id: str,
+    ops: list[dict[str, Any]],
+    if_match: str | None,
+) -> FhirResponse:
+    session.lock(f"{resource_type}/{id}")
+    current = live_version(session, resource_type, id)
+    try:
+        patched = jsonpatch.apply_patch(orjson.loads(current.body), ops)
+    except jsonpatch.JsonPatchTestFailed as e:
+        raise FhirError(Category.UNPROCESSABLE, f"JSON Patch test failed: {e}") from None
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as e:
+        raise FhirError(Category.UNPROCESSABLE, f"JSON Patch could not be applied: {e}") from None
+    if not isinstance(patched, dict):
+        raise FhirError(Category.UNPROCESSABLE, "JSON Patch must leave a resource object")
+    resource = svc.validator.validate_body(resource_type, patched, expect_id=id)
+    return update_in(svc, session, base, resource_type, id, resource, if_match, method="PATCH")
+
+
+def patch(svc: Services, req: FhirRequest) -> FhirResponse:
+    assert req.resource_type and req.id
+    check_id(req.id)
+    ops = parse_patch(req.raw_body)
+    with svc.repo.writer() as session:
+        return patch_in(
+            svc, session, req.base, req.resource_type, req.id, ops, req.header("if-match")
+        )

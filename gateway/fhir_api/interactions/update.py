@@ -1,0 +1,117 @@
+"""update: PUT [base]/[type]/[id] (update-as-create allowed), If-Match versioning, and
+conditional update PUT [base]/[type]?criteria
+(http://hl7.org/fhir/R4/http.html#update, #cond-update).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+
+from gateway.errors import Category, FhirError, invalid
+from gateway.fhir_api.context import (
+    FhirRequest,
+    FhirResponse,
+    Services,
+    check_id,
+    parse_etag,
+    version_headers,
+)
+from gateway.fhir_api.interactions.create import conditional_matches, create_in
+from gateway.storage.base import Session
+
+_SERVER_META = ("versionId", "lastUpdated")
+
+
+def _content(resource: dict[str, Any]) -> dict[str, Any]:
+    """The resource without server-owned meta, for no-op detection."""
+    out = {k: v for k, v in resource.items() if k != "meta"}
+    meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in _SERVER_META}
+    if meta:
+        out["meta"] = meta
+    return out
+
+
+def update_in(
+    svc: Services,
+    session: Session,
+    base: str,
+    resource_type: str,
+    id: str,
+    resource: dict[str, Any],
+    if_match: str | None = None,
+    method: str = "PUT",
+) -> FhirResponse:
+    """Update inside an open writer session; `resource` is validated and its id equals `id`."""
+    session.lock(f"{resource_type}/{id}")
+    current = session.current(resource_type, id)
+    if if_match is not None:
+        wanted = parse_etag(if_match)
+        if current is None or current.deleted or current.version != wanted:
+            have = "none" if current is None or current.deleted else f'W/"{current.version}"'
+            raise FhirError(
+                Category.PRECONDITION_FAILED,
+                f'If-Match W/"{wanted}" does not match the current version ({have})',
+            )
+    unchanged = (
+        current is not None
+        and not current.deleted
+        and _content(orjson.loads(current.body)) == _content(resource)
+    )
+    if unchanged:
+        # An update that changes nothing keeps the version (as HAPI and Blaze do), so
+        # re-importing the same data is idempotent.
+        assert current is not None
+        return FhirResponse(200, current.body, version_headers(base, current))
+    sv = session.write(resource_type, id, resource, method)
+    status = 201 if current is None or current.deleted else 200
+    return FhirResponse(status, sv.body, version_headers(base, sv))
+
+
+def conditional_update_in(
+    svc: Services,
+    session: Session,
+    base: str,
+    resource_type: str,
+    query: str,
+    resource: dict[str, Any],
+    if_match: str | None = None,
+) -> FhirResponse:
+    session.lock(f"conditional-create:{resource_type}")
+    matches = conditional_matches(svc, session, resource_type, query)
+    if len(matches) > 1:
+        raise FhirError(
+            Category.PRECONDITION_FAILED,
+            f"conditional update matched {len(matches)} resources; criteria must be more selective",
+        )
+    body_id = resource.get("id")
+    if not matches:
+        if body_id:
+            return update_in(svc, session, base, resource_type, body_id, resource, if_match)
+        return create_in(svc, session, base, resource_type, resource)
+    _, found = matches[0]
+    if body_id and body_id != found:
+        raise invalid(
+            f"the body's id '{body_id}' differs from the matched resource's id",
+            f"{resource_type}.id",
+        )
+    resource = {**resource, "id": found}
+    return update_in(svc, session, base, resource_type, found, resource, if_match)
+
+
+def update(svc: Services, req: FhirRequest) -> FhirResponse:
+    assert req.resource_type
+    if_match = req.header("if-match")
+    if req.id is None:
+        query = urlencode([(k, v) for k, v in req.params if not k.startswith("_format")])
+        resource = svc.validator.validate_body(req.resource_type, req.resource, expect_id=None)
+        with svc.repo.writer() as session:
+            return conditional_update_in(
+                svc, session, req.base, req.resource_type, query, resource, if_match
+            )
+    check_id(req.id)
+    resource = svc.validator.validate_body(req.resource_type, req.resource, expect_id=req.id)
+    with svc.repo.writer() as session:
+        return update_in(svc, session, req.base, req.resource_type, req.id, resource, if_match)

@@ -1,0 +1,189 @@
+"""The thin FastAPI shell over the FHIR interactions: HTTP in, `FhirRequest` to an interaction,
+`FhirResponse` out in the negotiated format. Every error becomes an OperationOutcome here, in one
+place; an unexpected exception is logged without request data and answered as a 500 outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from urllib.parse import parse_qsl
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from gateway.errors import Category, FhirError, invalid
+from gateway.fhir_api import formats
+from gateway.fhir_api.capability import capability_statement
+from gateway.fhir_api.context import RESOURCE_TYPES, FhirRequest, FhirResponse, Services
+from gateway.fhir_api.interactions import (
+    create,
+    delete,
+    history,
+    patch,
+    read,
+    search,
+    transaction,
+    update,
+    vread,
+)
+
+log = logging.getLogger("gateway.fhir")
+Interaction = Callable[[Services, FhirRequest], FhirResponse]
+
+# Parameters that shape the response rather than select data; handled here, not by interactions.
+FORMAT_PARAMS = ("_format", "_pretty")
+
+
+def _base(request: Request, svc: Services) -> str:
+    if svc.settings.base_url:
+        return svc.settings.base_url.rstrip("/")
+    return str(request.base_url).rstrip("/") + "/fhir"
+
+
+def _prefer(req: FhirRequest) -> dict[str, str]:
+    out = {}
+    for part in (req.header("prefer") or "").split(";"):
+        if "=" in part:
+            k, v = part.split("=", 1)
+            out[k.strip().lower()] = v.strip().strip('"').lower()
+    return out
+
+
+def _respond(req: FhirRequest, resp: FhirResponse) -> Response:
+    fmt = formats.negotiate(req.param("_format"), req.header("accept"))
+    pretty = (req.param("_pretty") or "").lower() == "true"
+    body = resp.body
+    if req.method in ("POST", "PUT", "PATCH") and body is not None and resp.status < 300:
+        ret = _prefer(req).get("return")
+        if ret == "minimal":
+            body = None
+        elif ret == "operationoutcome":
+            body = {
+                "resourceType": "OperationOutcome",
+                "issue": [
+                    {
+                        "severity": "information",
+                        "code": "informational",
+                        "diagnostics": f"{req.method} succeeded",
+                    }
+                ],
+            }
+    if body is None:
+        return Response(status_code=resp.status, headers=resp.headers)
+    content, ctype = formats.render(body, fmt, pretty)
+    return Response(content, status_code=resp.status, headers=resp.headers, media_type=ctype)
+
+
+def _error(req: FhirRequest | None, err: FhirError) -> Response:
+    fmt, pretty = "json", False
+    if req is not None:
+        try:
+            fmt = formats.negotiate(req.param("_format"), req.header("accept"))
+        except FhirError:
+            fmt = "json"
+        pretty = (req.param("_pretty") or "").lower() == "true"
+    try:
+        content, ctype = formats.render(err.outcome(), fmt, pretty)
+    except FhirError:
+        content, ctype = formats.render(err.outcome(), "json", pretty)
+    return Response(content, status_code=err.status, headers=err.headers, media_type=ctype)
+
+
+async def _build(
+    request: Request, svc: Services, resource_type: str | None, id: str | None, vid: str | None
+) -> FhirRequest:
+    if resource_type is not None and resource_type not in RESOURCE_TYPES:
+        raise FhirError(
+            Category.NOT_FOUND, f"resource type '{resource_type[:60]}' is not served here"
+        )
+    declared = request.headers.get("content-length")
+    limit = svc.settings.max_body_bytes
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise FhirError(Category.TOO_LARGE, f"the body is larger than {limit} bytes")
+    raw = b""
+    if request.method in ("POST", "PUT", "PATCH"):
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise FhirError(Category.TOO_LARGE, f"the body is larger than {limit} bytes")
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+    params = parse_qsl(request.url.query, keep_blank_values=True)
+    req = FhirRequest(
+        method=request.method,
+        base=_base(request, svc),
+        resource_type=resource_type,
+        id=id,
+        vid=vid,
+        params=params,
+        headers={k.lower(): v for k, v in request.headers.items()},
+        raw_body=raw,
+    )
+    ctype = request.headers.get("content-type")
+    if raw and formats.media_type(ctype) == "application/x-www-form-urlencoded":
+        # POST [type]/_search carries its parameters in a form body.
+        req.params = params + parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+    elif raw and formats.media_type(ctype) not in formats.PATCH_TYPES:
+        req.resource = formats.parse_body(ctype, raw, svc.settings.max_json_depth)
+    elif (
+        request.method in ("POST", "PUT")
+        and not raw
+        and resource_type
+        and not request.url.path.endswith("/_search")
+    ):
+        raise invalid("a resource body is required", resource_type)
+    return req
+
+
+def install(app: FastAPI, svc: Services) -> None:
+    """Register every FHIR route under /fhir."""
+
+    def route(path: str, methods: list[str], interaction: Interaction) -> None:
+        async def endpoint(request: Request) -> Response:
+            p = request.path_params
+            req: FhirRequest | None = None
+            try:
+                req = await _build(request, svc, p.get("rtype"), p.get("rid"), p.get("vid"))
+                resp = await run_in_threadpool(interaction, svc, req)
+                return _respond(req, resp)
+            except FhirError as err:
+                return _error(req, err)
+            except Exception:
+                log.exception("unexpected failure in %s %s", request.method, path)
+                return _error(req, FhirError(Category.FAULT, "internal error; see server log"))
+
+        app.add_api_route(
+            "/fhir" + path,
+            endpoint,
+            methods=methods,
+            include_in_schema=True,
+            name=f"{'_'.join(methods)} {path}",
+        )
+
+    route("/metadata", ["GET"], capability_statement)
+    route("", ["POST"], transaction.bundle)
+    route("/_history", ["GET"], history.history)
+    route("/{rtype}", ["GET"], search.search)
+    route("/{rtype}/_search", ["POST"], search.search)
+    route("/{rtype}", ["POST"], create.create)
+    route("/{rtype}", ["PUT"], update.update)
+    route("/{rtype}", ["DELETE"], delete.delete)
+    route("/{rtype}/_history", ["GET"], history.history)
+    route("/{rtype}/{rid}", ["GET"], read.read)
+    route("/{rtype}/{rid}", ["PUT"], update.update)
+    route("/{rtype}/{rid}", ["PATCH"], patch.patch)
+    route("/{rtype}/{rid}", ["DELETE"], delete.delete)
+    route("/{rtype}/{rid}/_history", ["GET"], history.history)
+    route("/{rtype}/{rid}/_history/{vid}", ["GET"], vread.vread)
+
+
+def outcome_response(err: FhirError) -> Response:
+    return Response(
+        orjson.dumps(err.outcome()),
+        status_code=err.status,
+        media_type=formats.JSON + "; charset=utf-8",
+    )

@@ -1,0 +1,27 @@
+"""Configuration: defaults, then environment (PLAN_GATEWAY_*), then CLI flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"PLAN_GATEWAY_{name}", default)
+
+
+@dataclass
+class Settings:
+    database_url: str = field(default_factory=lambda: _env("DATABASE", "sqlite:///data/gateway.db"))
+    # Public base URL override (behind a proxy); otherwise taken from each request.
+    base_url: str | None = field(default_factory=lambda: os.environ.get("PLAN_GATEWAY_BASE_URL"))
+    default_page_size: int = 20
+    max_page_size: int = 1000
+    # Searches matching more than this are paged from a stored snapshot of this many keys.
+    max_snapshot_keys: int = 10_000
+    max_body_bytes: int = field(
+        default_factory=lambda: int(_env("MAX_BODY_BYTES", str(16 * 1024 * 1024)))
+    )
+    max_json_depth: int = 64
+    max_bundle_entries: int = 10_000
+    load_samples: bool = False

@@ -1,0 +1,67 @@
+"""The production store: PostgreSQL through psycopg 3 with a bounded connection pool.
+
+Writers serialise per resource with transaction-scoped advisory locks (so concurrent updates and
+conditional creates cannot both win); readers run in ordinary READ COMMITTED transactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from gateway.storage.base import Indexer
+from gateway.storage.migrations import MIGRATIONS
+from gateway.storage.sql import POSTGRES, SqlSession
+
+
+class PostgresRepository:
+    dialect = "postgres"
+
+    def __init__(self, url: str, indexer: Indexer, pool_size: int = 16) -> None:
+        self.url = url
+        self.indexer = indexer
+        self.pool = ConnectionPool(
+            url, min_size=1, max_size=pool_size, open=True, kwargs={"autocommit": False}
+        )
+        self.migrate()
+
+    @contextmanager
+    def _tx(self, read_only: bool) -> Iterator[SqlSession]:
+        with self.pool.connection() as conn, conn.transaction():
+            if read_only:
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield SqlSession(conn, POSTGRES, self.indexer)
+
+    def reader(self) -> Iterator[SqlSession]:
+        return self._tx(True)
+
+    def writer(self) -> Iterator[SqlSession]:
+        return self._tx(False)
+
+    def migrate(self) -> None:
+        with self.pool.connection() as conn, conn.transaction():
+            # One migrator at a time when several gateway processes start together.
+            conn.execute("SELECT pg_advisory_xact_lock(7283910)")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)"
+            )
+            done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+            for number, statements in enumerate(MIGRATIONS["postgres"], start=1):
+                if number in done:
+                    continue
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (number,))
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def reset_database(url: str) -> None:
+    """Drop every table of ours (tests and `plan-gateway serve --reset`)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")

@@ -1,0 +1,225 @@
+"""The SQL implementation of the storage contract, shared by SQLite and PostgreSQL.
+
+SQL is written once with `?` placeholders; a `Dialect` adapts placeholders, locking and the few
+statements that differ. A write stores the new current version, appends it to history and
+replaces the resource's search-index rows, all inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from gateway.storage.base import Indexer, IndexRows, StoredVersion, instant
+from gateway.storage.migrations import INDEX_TABLES
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    placeholder: str  # "?" (sqlite3) or "%s" (psycopg)
+    upsert_resource: str
+    advisory_lock: str | None  # SQL taking one text key, or None where writers are global
+
+    def sql(self, text: str) -> str:
+        return text if self.placeholder == "?" else text.replace("?", self.placeholder)
+
+
+_UPSERT = (
+    "INSERT INTO resources (res_type, res_id, version, lu_us, deleted, body{cols}) "
+    "VALUES (?, ?, ?, ?, ?, ?{vals}) ON CONFLICT (res_type, res_id) DO UPDATE SET "
+    "version = excluded.version, lu_us = excluded.lu_us, deleted = excluded.deleted, "
+    "body = excluded.body{sets}"
+)
+
+SQLITE = Dialect(
+    name="sqlite",
+    placeholder="?",
+    upsert_resource=_UPSERT.format(cols="", vals="", sets=""),
+    advisory_lock=None,  # BEGIN IMMEDIATE already serialises every writer
+)
+POSTGRES = Dialect(
+    name="postgres",
+    placeholder="%s",
+    upsert_resource=_UPSERT.format(
+        cols=", content",
+        vals=", CAST(convert_from(?, 'UTF8') AS jsonb)",
+        sets=", content = excluded.content",
+    ),
+    advisory_lock="SELECT pg_advisory_xact_lock(hashtextextended(?, 0))",
+)
+
+_COLS = "res_type, res_id, version, lu_us, deleted, body"
+_HCOLS = "res_type, res_id, version, lu_us, deleted, body, method"
+_INSERT_INDEX = {
+    table: "INSERT INTO {t} (res_type, res_id, param, {c}) VALUES (?, ?, ?, {p})".format(
+        t=table,
+        c=", ".join(col.split()[0] for col in cols.split(", ")),
+        p=", ".join("?" for _ in cols.split(", ")),
+    )
+    for table, cols in INDEX_TABLES.items()
+}
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _row(r: Sequence[Any], method: str = "PUT") -> StoredVersion:
+    return StoredVersion(r[0], r[1], int(r[2]), int(r[3]), bool(r[4]), bytes(r[5]), method)
+
+
+def canonical(resource_type: str, id: str, version: int, lu_us: int, resource: dict) -> dict:
+    """The stored shape: resourceType, id, meta (server-owned fields set) first, then the rest."""
+    meta = dict(resource.get("meta") or {})
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = instant(lu_us)
+    out: dict[str, Any] = {"resourceType": resource_type, "id": id, "meta": meta}
+    for k, v in resource.items():
+        if k not in out:
+            out[k] = v
+    return out
+
+
+class SqlSession:
+    """One open transaction on a DB-API connection."""
+
+    def __init__(self, conn: Any, dialect: Dialect, indexer: Indexer) -> None:
+        self.conn = conn
+        self.d = dialect
+        self.dialect = dialect.name
+        self.indexer = indexer
+
+    # -- reads ---------------------------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        cur = self.conn.execute(self.d.sql(sql), tuple(params))
+        return cur.fetchall()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.conn.execute(self.d.sql(sql), tuple(params))
+
+    def current(self, resource_type: str, id: str) -> StoredVersion | None:
+        rows = self.query(
+            f"SELECT {_COLS} FROM resources WHERE res_type = ? AND res_id = ?",
+            (resource_type, id),
+        )
+        return _row(rows[0]) if rows else None
+
+    def version(self, resource_type: str, id: str, version: int) -> StoredVersion | None:
+        rows = self.query(
+            f"SELECT {_HCOLS} FROM history WHERE res_type = ? AND res_id = ? AND version = ?",
+            (resource_type, id, version),
+        )
+        return _row(rows[0], rows[0][6]) if rows else None
+
+    def current_many(self, keys: Sequence[tuple[str, str]]) -> list[StoredVersion]:
+        found: dict[tuple[str, str], StoredVersion] = {}
+        by_type: dict[str, list[str]] = {}
+        for t, i in keys:
+            by_type.setdefault(t, []).append(i)
+        for t, ids in by_type.items():
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ", ".join("?" for _ in chunk)
+                for r in self.query(
+                    f"SELECT {_COLS} FROM resources WHERE res_type = ? AND deleted = 0 "
+                    f"AND res_id IN ({marks})",
+                    (t, *chunk),
+                ):
+                    found[(r[0], r[1])] = _row(r)
+        return [found[k] for k in keys if k in found]
+
+    def history(
+        self,
+        resource_type: str | None,
+        id: str | None,
+        since_us: int | None,
+        at_most_us: int | None,
+        offset: int,
+        count: int,
+    ) -> tuple[list[StoredVersion], int]:
+        where, params = [], []
+        if resource_type is not None:
+            where.append("res_type = ?")
+            params.append(resource_type)
+        if id is not None:
+            where.append("res_id = ?")
+            params.append(id)
+        if since_us is not None:
+            where.append("lu_us >= ?")
+            params.append(since_us)
+        if at_most_us is not None:
+            where.append("lu_us <= ?")
+            params.append(at_most_us)
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        total = self.query(f"SELECT COUNT(*) FROM history {clause}", params)[0][0]
+        rows = self.query(
+            f"SELECT {_HCOLS} FROM history {clause} ORDER BY seq DESC LIMIT ? OFFSET ?",
+            (*params, count, offset),
+        )
+        return [_row(r, r[6]) for r in rows], int(total)
+
+    # -- writes --------------------------------------------------------------------------
+    def lock(self, key: str) -> None:
+        if self.d.advisory_lock:
+            self.execute(self.d.advisory_lock, (key,))
+
+    def write(
+        self, resource_type: str, id: str, resource: dict[str, Any], method: str
+    ) -> StoredVersion:
+        self.lock(f"{resource_type}/{id}")
+        prev = self.current(resource_type, id)
+        version = prev.version + 1 if prev else 1
+        lu_us = max(_now_us(), prev.last_updated_us + 1 if prev else 0)
+        stored = canonical(resource_type, id, version, lu_us, resource)
+        body = orjson.dumps(stored)
+        self._store(resource_type, id, version, lu_us, False, body, method)
+        self._reindex(resource_type, id, self.indexer(stored), fresh=prev is None)
+        return StoredVersion(resource_type, id, version, lu_us, False, body, method)
+
+    def delete(self, resource_type: str, id: str) -> StoredVersion | None:
+        self.lock(f"{resource_type}/{id}")
+        prev = self.current(resource_type, id)
+        if prev is None or prev.deleted:
+            return None
+        version, lu_us = prev.version + 1, max(_now_us(), prev.last_updated_us + 1)
+        self._store(resource_type, id, version, lu_us, True, b"", "DELETE")
+        self._reindex(resource_type, id, IndexRows())
+        return StoredVersion(resource_type, id, version, lu_us, True, b"", "DELETE")
+
+    def _store(
+        self,
+        rtype: str,
+        rid: str,
+        version: int,
+        lu_us: int,
+        deleted: bool,
+        body: bytes,
+        method: str,
+    ) -> None:
+        params: tuple = (rtype, rid, version, lu_us, int(deleted), body)
+        if self.d.name == "postgres":
+            params = (*params, body if body else b"null")
+        self.execute(self.d.upsert_resource, params)
+        self.execute(
+            f"INSERT INTO history ({_HCOLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (rtype, rid, version, lu_us, int(deleted), body, method),
+        )
+
+    def _reindex(self, rtype: str, rid: str, rows: IndexRows, fresh: bool = False) -> None:
+        cur = self.conn.cursor()
+        for table in INDEX_TABLES:
+            if not fresh:  # a brand-new resource has no rows to remove
+                cur.execute(
+                    self.d.sql(f"DELETE FROM {table} WHERE res_type = ? AND res_id = ?"),
+                    (rtype, rid),
+                )
+            values = getattr(rows, table.removeprefix("sp_"))
+            if values:
+                cur.executemany(
+                    self.d.sql(_INSERT_INDEX[table]), [(rtype, rid, *v) for v in values]
+                )
