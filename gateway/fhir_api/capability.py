@@ -1,20 +1,130 @@
-"""The CapabilityStatement at /metadata. PLACEHOLDER until it is generated from what we serve."""
+"""The CapabilityStatement at GET [base]/metadata (http://hl7.org/fhir/R4/capabilitystatement.html).
+
+It lists exactly what this gateway serves: the resource types of `RESOURCE_TYPES`, the
+interactions routed in routes.py and the search parameters of `gateway.search.registry`. It is
+built once (cached) and only the request base is filled in per request; it must never claim an
+interaction, format or parameter that is not implemented.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import orjson
+
+import gateway
 from gateway.fhir_api.context import RESOURCE_TYPES, FhirRequest, FhirResponse, Services
+from gateway.search.registry import SearchParam, params_for
+
+# Type-level interactions every served type supports (TypeRestfulInteraction, R4).
+TYPE_INTERACTIONS = (
+    "read",
+    "vread",
+    "update",
+    "patch",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+)
+# System-level interactions (SystemRestfulInteraction, R4); no system-wide search.
+SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system")
+FORMATS = ("application/fhir+json", "application/fhir+xml")
+PATCH_FORMATS = ("application/json-patch+json",)
+
+
+def _search_param(p: SearchParam) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": p.code, "definition": p.url, "type": p.type}
+    if p.description:
+        entry["documentation"] = p.description
+    return entry
+
+
+def _reference_params(resource_type: str) -> list[SearchParam]:
+    ps = params_for(resource_type).values()
+    return sorted((p for p in ps if p.type == "reference"), key=lambda p: p.code)
+
+
+def search_includes(resource_type: str) -> list[str]:
+    """`_include` values for a type: each of its reference parameters, as `Type:param`."""
+    return [f"{resource_type}:{p.code}" for p in _reference_params(resource_type)]
+
+
+def search_revincludes(resource_type: str) -> list[str]:
+    """`_revinclude` values for a type: served types' reference parameters that can point at it
+    (a parameter without declared targets may point at any type)."""
+    out = []
+    for source in RESOURCE_TYPES:
+        for p in _reference_params(source):
+            if not p.targets or resource_type in p.targets:
+                out.append(f"{source}:{p.code}")
+    return out
+
+
+def resource_capability(resource_type: str) -> dict[str, Any]:
+    """The rest.resource entry of one served type."""
+    return {
+        "type": resource_type,
+        "profile": f"http://hl7.org/fhir/StructureDefinition/{resource_type}",
+        "interaction": [{"code": code} for code in TYPE_INTERACTIONS],
+        "versioning": "versioned-update",
+        "readHistory": True,
+        "updateCreate": True,
+        "conditionalCreate": True,
+        "conditionalUpdate": True,
+        "conditionalDelete": "single",
+        "searchInclude": search_includes(resource_type),
+        "searchRevInclude": search_revincludes(resource_type),
+        "searchParam": [
+            _search_param(p)
+            for p in sorted(params_for(resource_type).values(), key=lambda p: p.code)
+        ],
+    }
+
+
+@cache
+def _static_part() -> tuple[dict[str, Any], orjson.Fragment]:
+    """Everything but the request base, built on first use and kept for the process."""
+    head = {
+        "resourceType": "CapabilityStatement",
+        "name": "FhirPlanGateway",
+        "title": "fhir-plan-gateway FHIR R4 server",
+        "status": "active",
+        "date": datetime.now(UTC).replace(microsecond=0).isoformat(),
+        "publisher": "fhir-plan-gateway",
+        "kind": "instance",
+        "software": {"name": "fhir-plan-gateway", "version": gateway.__version__},
+        "fhirVersion": "4.0.1",
+        "format": list(FORMATS),
+        "patchFormat": list(PATCH_FORMATS),
+    }
+    rest = [
+        {
+            "mode": "server",
+            "documentation": (
+                "Plan exchange for the client's named coordinator (asiakasvastaava), shared "
+                "client plan (asiakassuunnitelma) and network responsibilities."
+            ),
+            "resource": [resource_capability(t) for t in RESOURCE_TYPES],
+            "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
+        }
+    ]
+    # Pre-serialised: the large part is written out verbatim on every request.
+    return head, orjson.Fragment(orjson.dumps(rest))
+
+
+def build(base: str) -> dict[str, Any]:
+    """The CapabilityStatement for a service reached at `base` (e.g. http://host/fhir)."""
+    head, rest = _static_part()
+    return {
+        **head,
+        "implementation": {"description": "fhir-plan-gateway", "url": base},
+        "rest": rest,
+    }
 
 
 def capability_statement(svc: Services, req: FhirRequest) -> FhirResponse:
-    return FhirResponse(
-        200,
-        {
-            "resourceType": "CapabilityStatement",
-            "status": "active",
-            "date": "2026-11-22",
-            "kind": "instance",
-            "fhirVersion": "4.0.1",
-            "format": ["json"],
-            "rest": [{"mode": "server", "resource": [{"type": t} for t in RESOURCE_TYPES]}],
-        },
-    )
+    return FhirResponse(200, build(req.base))

@@ -56,7 +56,9 @@ def _respond(req: FhirRequest, resp: FhirResponse) -> Response:
     fmt = formats.negotiate(req.param("_format"), req.header("accept"))
     pretty = (req.param("_pretty") or "").lower() == "true"
     body = resp.body
-    if req.method in ("POST", "PUT", "PATCH") and body is not None and resp.status < 300:
+    # POST [base] (batch/transaction) applies Prefer to each entry inside its response Bundle.
+    writes = req.resource_type is not None and req.method in ("POST", "PUT", "PATCH")
+    if writes and body is not None and resp.status < 300:
         ret = _prefer(req).get("return")
         if ret == "minimal":
             body = None

@@ -1,28 +1,175 @@
-"""Search: SearchParameter registry, index extraction and query execution.
+"""The search engine the interactions call: index extraction on write, conditional matching, and
+type-level search (GET [type]?…, POST [type]/_search) with includes and stable paging.
 
-PLACEHOLDER until the search engine lands: indexes nothing and matches nothing.
+Search runs in a reader session; only a multi-page result opens a writer afterwards, to store
+its snapshot. Result keys become entries only in `bundle.disclose_page`. This module must never
+build SQL itself (see select.py, criteria.py) nor render resources (see bundle.py).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
-from gateway.errors import Category, FhirError
+from gateway.errors import Category, FhirError, invalid
+from gateway.search import paging
+from gateway.search.bundle import Page, disclose_page
+from gateway.search.criteria import Ctx
+from gateway.search.includes import included_keys, parse_spec
+from gateway.search.indexer import index_rows
+from gateway.search.query import Query, parse
+from gateway.search.select import count, ordered_ids
 from gateway.storage.base import IndexRows
 
 if TYPE_CHECKING:
     from gateway.fhir_api.context import FhirRequest, FhirResponse, Services
     from gateway.storage.base import Session
 
+MAX_CONDITIONAL_MATCHES = 1000
+
+
+def _strict(req: FhirRequest) -> bool:
+    prefer = (req.header("prefer") or "").replace(" ", "").lower()
+    return "handling=strict" in prefer.split(";") or "handling=strict" in prefer.split(",")
+
+
+def _outcome(q: Query) -> dict[str, Any] | None:
+    issues = [
+        {
+            "severity": "warning",
+            "code": "not-supported",
+            "diagnostics": f"search parameter '{name[:80]}' is not supported and was ignored",
+            "expression": [name[:80]],
+        }
+        for name in q.ignored
+    ]
+    if q.summary == "true":
+        issues.append(
+            {
+                "severity": "information",
+                "code": "informational",
+                "diagnostics": "_summary=true is served as the full resources",
+                "expression": ["_summary"],
+            }
+        )
+    return {"resourceType": "OperationOutcome", "issue": issues} if issues else None
+
+
+def _reject_unknown(q: Query) -> None:
+    if q.ignored:
+        names = ", ".join(q.ignored)[:200]
+        raise FhirError(
+            Category.INVALID, f"unknown search parameter(s): {names}", q.ignored, "not-supported"
+        )
+
 
 class SearchEngine:
     def index(self, resource: dict[str, Any]) -> IndexRows:
-        return IndexRows()
+        return index_rows(resource)
 
     def match_keys(
         self, session: Session, resource_type: str, params: list[tuple[str, str]]
     ) -> list[tuple[str, str]]:
-        raise FhirError(Category.NOT_SUPPORTED, "search is not implemented yet")
+        """Keys matching conditional criteria (strict: unknown parameters are a 400)."""
+        q = parse(resource_type, params, MAX_CONDITIONAL_MATCHES, MAX_CONDITIONAL_MATCHES)
+        _reject_unknown(q)
+        if not q.criteria:
+            raise invalid("a conditional request needs search criteria")
+        ids = ordered_ids(session, q, Ctx(""), MAX_CONDITIONAL_MATCHES)
+        return [(resource_type, i) for i in ids]
 
     def search(self, svc: Services, req: FhirRequest) -> FhirResponse:
-        raise FhirError(Category.NOT_SUPPORTED, "search is not implemented yet")
+        with svc.repo.reader() as session:
+            bundle, snap = self._answer(svc, session, req)
+        if snap is not None:
+            with svc.repo.writer() as writer:
+                paging.store(writer, snap)
+        return _response(bundle)
+
+    def search_in(self, svc: Services, session: Session, req: FhirRequest) -> FhirResponse:
+        """Search inside a caller's session (batch/transaction entries); it must be a writer
+        if the result has more than one page, since the page snapshot is stored in it."""
+        bundle, snap = self._answer(svc, session, req)
+        if snap is not None:
+            paging.store(session, snap)
+        return _response(bundle)
+
+    def _answer(
+        self, svc: Services, session: Session, req: FhirRequest
+    ) -> tuple[dict[str, Any], paging.Snapshot | None]:
+        if req.param("_getpages") is not None:
+            return self._stored_page(svc, session, req), None
+        if not req.resource_type:
+            raise invalid("search needs a resource type (or _getpages)")
+        s = svc.settings
+        q = parse(req.resource_type, req.params, s.default_page_size, s.max_page_size)
+        if q.ignored and _strict(req):
+            _reject_unknown(q)
+        return self._first_page(svc, session, req, q)
+
+    def _first_page(
+        self, svc: Services, session: Session, req: FhirRequest, q: Query
+    ) -> tuple[dict[str, Any], paging.Snapshot | None]:
+        ctx, rtype = Ctx(req.base), q.resource_type
+        self_url = f"{req.base}/{rtype}?{urlencode(req.params)}"
+        specs = _specs(q)  # validate include values before any work
+        if q.summary == "count" or q.count == 0:
+            total = count(session, q, ctx)
+            page = Page([], [], total, [{"relation": "self", "url": self_url}], _outcome(q))
+            return disclose_page(session, req.base, page, summary="count"), None
+        ids = ordered_ids(session, q, ctx, q.count + 1)
+        snap = None
+        if len(ids) <= q.count:
+            total = len(ids)
+            links = [{"relation": "self", "url": self_url}]
+        else:
+            snap = self._snapshot(svc, session, req, q, ctx)
+            ids, total = snap.ids[: q.count], snap.total
+            links = paging.page_links(req.base, snap, 0, q.count, paging.carried(req.params))
+        matches = [(rtype, i) for i in ids]
+        includes = included_keys(session, matches, *specs)
+        shown_total = None if q.total == "none" else total
+        page = Page(matches, includes, shown_total, links, _outcome(q))
+        return disclose_page(session, req.base, page, q.elements, q.summary), snap
+
+    def _snapshot(
+        self, svc: Services, session: Session, req: FhirRequest, q: Query, ctx: Ctx
+    ) -> paging.Snapshot:
+        cap = svc.settings.max_snapshot_keys
+        ids = ordered_ids(session, q, ctx, cap + 1)
+        if len(ids) <= cap:
+            total = len(ids)
+        else:  # beyond the cap: the total stays exact, paging stops at the cap
+            total = cap + 1 if q.total == "none" else count(session, q, ctx)
+        return paging.new_snapshot(q.resource_type, ids[:cap], total, req.params)
+
+    def _stored_page(self, svc: Services, session: Session, req: FhirRequest) -> dict[str, Any]:
+        snap = paging.load(session, req.param("_getpages") or "")
+        if req.resource_type and req.resource_type != snap.resource_type:
+            raise invalid("_getpages belongs to a search of another resource type", "_getpages")
+        s = svc.settings
+        offset_text = req.param("_getpagesoffset") or "0"
+        count_text = req.param("_count") or str(s.default_page_size)
+        if not offset_text.isdigit() or not count_text.isdigit() or int(count_text) == 0:
+            raise invalid("_getpagesoffset and _count must be positive integers", "_getpages")
+        offset, n = int(offset_text), min(int(count_text), s.max_page_size)
+        paging.check_offset(snap, offset)
+        q = parse(snap.resource_type, snap.params, n, s.max_page_size)
+        matches = [(snap.resource_type, i) for i in snap.ids[offset : offset + n]]
+        includes = included_keys(session, matches, *_specs(q))
+        links = paging.page_links(req.base, snap, offset, n, snap.params)
+        total = None if q.total == "none" else snap.total
+        page = Page(matches, includes, total, links)
+        return disclose_page(session, req.base, page, q.elements, q.summary)
+
+
+def _specs(q: Query) -> tuple[list[Any], list[Any]]:
+    inc = [parse_spec(v, it, "_include") for v, it in q.includes]
+    rev = [parse_spec(v, it, "_revinclude") for v, it in q.revincludes]
+    return inc, rev
+
+
+def _response(bundle: dict[str, Any]) -> FhirResponse:
+    from gateway.fhir_api.context import FhirResponse
+
+    return FhirResponse(200, bundle)

@@ -10,11 +10,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool, PoolTimeout
 
+from gateway.errors import Category, FhirError
 from gateway.storage.base import Indexer
 from gateway.storage.migrations import MIGRATIONS
 from gateway.storage.sql import POSTGRES, SqlSession
+
+_RETRYABLE = (
+    pg_errors.DeadlockDetected,
+    pg_errors.SerializationFailure,
+    pg_errors.LockNotAvailable,
+    PoolTimeout,
+)
 
 
 class PostgresRepository:
@@ -30,10 +39,15 @@ class PostgresRepository:
 
     @contextmanager
     def _tx(self, read_only: bool) -> Iterator[SqlSession]:
-        with self.pool.connection() as conn, conn.transaction():
-            if read_only:
-                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            yield SqlSession(conn, POSTGRES, self.indexer)
+        try:
+            with self.pool.connection() as conn, conn.transaction():
+                if read_only:
+                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                yield SqlSession(conn, POSTGRES, self.indexer)
+        except _RETRYABLE:
+            # Two writers took advisory locks in opposite orders (PostgreSQL aborted one), or
+            # no connection came free in time: the caller may retry; it is not a server fault.
+            raise FhirError(Category.BUSY, "the database is busy; retry the request") from None
 
     def reader(self) -> Iterator[SqlSession]:
         return self._tx(True)

@@ -12,17 +12,29 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from gateway.errors import Category, FhirError
 from gateway.storage.base import Indexer
 from gateway.storage.migrations import MIGRATIONS
 from gateway.storage.sql import SQLITE, SqlSession
 
 
+def _is_busy(e: BaseException) -> bool:
+    """The database stayed locked past the busy timeout: a retryable 503, not a 500."""
+    code = getattr(e, "sqlite_errorcode", 0) if isinstance(e, sqlite3.OperationalError) else 0
+    return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _busy() -> FhirError:
+    return FhirError(Category.BUSY, "the database is busy; retry the request")
+
+
 class SqliteRepository:
     dialect = "sqlite"
 
-    def __init__(self, path: str | Path, indexer: Indexer) -> None:
+    def __init__(self, path: str | Path, indexer: Indexer, busy_timeout_s: float = 60.0) -> None:
         self.path = str(path)
         self.indexer = indexer
+        self.busy_timeout_s = busy_timeout_s
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -34,11 +46,14 @@ class SqliteRepository:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=60
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=self.busy_timeout_s,
             )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=60000")
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
@@ -47,13 +62,23 @@ class SqliteRepository:
     @contextmanager
     def _tx(self, begin: str) -> Iterator[SqlSession]:
         conn = self._conn()
-        conn.execute(begin)
+        try:
+            conn.execute(begin)
+        except sqlite3.OperationalError as e:
+            if _is_busy(e):
+                raise _busy() from None
+            raise
         try:
             yield SqlSession(conn, SQLITE, self.indexer)
-        except BaseException:
-            conn.execute("ROLLBACK")
+            conn.execute("COMMIT")
+        except BaseException as e:
+            # Also after a failed COMMIT: an open transaction would poison this thread's
+            # connection for every later request.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if _is_busy(e):
+                raise _busy() from None
             raise
-        conn.execute("COMMIT")
 
     def reader(self) -> Iterator[SqlSession]:
         return self._tx("BEGIN")

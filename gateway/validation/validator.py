@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from gateway.errors import Category, FhirError, Issue, invalid
 from gateway.fhir_api.context import RESOURCE_TYPES, check_id
+from gateway.validation.rules import rule_issues
 
 
 def _expression(resource_type: str, loc: tuple[Any, ...]) -> str:
@@ -36,9 +37,20 @@ def structure_issues(resource_type: str, resource: dict[str, Any]) -> list[Issue
             code = "structure" if err.get("type") == "extra_forbidden" else "value"
             issues.append(Issue(f"{where}: {err.get('msg', 'invalid')}", (where,), code=code))
         return issues
-    except (ValueError, TypeError) as e:  # fhir_core raises these for some primitives
-        return [Issue(f"{resource_type}: {e}", (resource_type,), code="value")]
+    except Exception:  # noqa: BLE001 - fhir_core raises KeyError, ValueError... on odd input
+        return [Issue(f"{resource_type}: the resource does not match its model", (resource_type,))]
     return []
+
+
+def _merged(structure: list[Issue], rules: list[Issue]) -> list[Issue]:
+    """Both lists, one issue per path (the structure finding wins); a rule issue replaces the
+    generic one fhir_core gives when it fails without a path."""
+    if len(structure) == 1 and structure[0].expression in ((), (structure[0].expression[:1])):
+        generic = structure[0].diagnostics.endswith("does not match its model")
+        if generic and rules:
+            return rules
+    seen = {i.expression for i in structure}
+    return structure + [i for i in rules if i.expression not in seen]
 
 
 class Validator:
@@ -78,7 +90,12 @@ class Validator:
         body = dict(resource)
         meta = body.get("meta")
         if isinstance(meta, dict) and ("versionId" in meta or "lastUpdated" in meta):
-            body["meta"] = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
+            # Server-owned (http.html#update): ignored, never stored; an emptied meta goes too.
+            kept = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
+            if kept:
+                body["meta"] = kept
+            else:
+                del body["meta"]
         if expect_id is None:
             body.pop("id", None)
         else:
@@ -92,7 +109,7 @@ class Validator:
                     f"the body's id does not match the URL id '{expect_id}'", f"{resource_type}.id"
                 )
             check_id(expect_id, f"{resource_type}.id")
-        issues = structure_issues(resource_type, body)
+        issues = _merged(structure_issues(resource_type, body), rule_issues(resource_type, body))
         if issues:
             raise FhirError(Category.INVALID, issues[0].diagnostics, issues=issues)
         return body

@@ -1,0 +1,120 @@
+"""Benchmark the gateway against bare baselines in one run, on SQLite and/or PostgreSQL.
+
+    .venv/bin/python bench/run.py [--database sqlite|postgres|both] [--resources 100000] [--quick]
+
+Starts the gateway and the baseline service as real uvicorn servers (2 workers each, 127.0.0.1),
+loads CarePlans with their Patients and CareTeams into a fresh database, measures each phase and
+prints ratios; writes bench/results/latest.json. Stops every server it started. See README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import databases, phases, report  # noqa: E402
+from bench.load import have_wrk  # noqa: E402
+from bench.servers import Servers, postgres_cpu  # noqa: E402
+
+
+def _args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--database", choices=["sqlite", "postgres", "both"], default="both")
+    p.add_argument("--resources", type=int, help="CarePlans to load (default 100000; quick 5000)")
+    p.add_argument("--quick", action="store_true", help="5k CarePlans, short phases (< 2 min)")
+    p.add_argument("--client", choices=["wrk", "aiohttp"], help="default: wrk if installed")
+    p.add_argument("--load", choices=["auto", "repository"], default="auto",
+                   help="auto: HTTP transactions if fast enough, else the Repository")  # fmt: skip
+    p.add_argument("--keep", action="store_true", help="keep the temp dir / PostgreSQL database")
+    return p.parse_args()
+
+
+def _plan(args: argparse.Namespace) -> phases.Plan:
+    client = args.client or ("wrk" if have_wrk() else "aiohttp")
+    if args.quick:
+        return phases.Plan(client, seconds=3, rounds=1, warmup=1, txn_seconds=4)
+    return phases.Plan(client)
+
+
+def bench_database(kind: str, args: argparse.Namespace, plan: phases.Plan) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix=f"plan-gateway-bench-{kind}-"))
+    care_plans = args.resources or (5_000 if args.quick else 100_000)
+    out: dict[str, Any] = {"client": plan.client, "care_plans": care_plans}
+    try:
+        dbs = databases.fresh(kind, tmp)
+        with Servers(tmp) as servers:
+            env = {"PLAN_GATEWAY_DATABASE": dbs.gateway}
+            gw = servers.start("gateway", "bench.serve_gateway:create", env, "/fhir/metadata")
+            budget = 0 if args.load == "repository" else (30 if args.quick else 300)
+            procs = 1 if kind == "sqlite" else 2
+            load = databases.load(dbs.gateway, gw.base, care_plans, procs, budget)
+            out["load"] = load.as_dict()
+            print(f"  . loaded {load.resources:,} resources in {load.seconds:.1f}s", flush=True)
+            env = {"BENCH_READ_DATABASE": dbs.gateway, "BENCH_WRITE_DATABASE": dbs.baseline_write}
+            bl_server = servers.start("baseline", "bench.baseline:create", env, "/ping")
+            db_cpu = postgres_cpu if kind == "postgres" else (lambda: 0.0)
+            g = phases.Endpoint(gw.base, lambda: gw.cpu() + db_cpu())
+            b = phases.Endpoint(bl_server.base, lambda: bl_server.cpu() + db_cpu())
+            run_phases(out, plan, g, b, care_plans)
+    except Exception as e:
+        out["error"] = f"{type(e).__name__}: {str(e)[:800]}"
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if kind == "postgres":
+                _drop_quietly()
+        else:
+            print(f"  kept {tmp}" + (f" and {databases.PG_BENCH}" if kind == "postgres" else ""))
+    return out
+
+
+def run_phases(
+    out: dict[str, Any], plan: phases.Plan, g: phases.Endpoint, b: phases.Endpoint, n: int
+) -> None:
+    out["ceiling"] = phases.guarded("ceiling", lambda: phases.ceiling(plan, b))
+    out["read"] = phases.guarded("read", lambda: phases.read(plan, g, b, n))
+    out["create"] = phases.guarded("create", lambda: phases.create(plan, g, b))
+    out["search"] = phases.guarded("search", lambda: phases.search(plan, g, n))
+    out["transaction"] = phases.guarded("transaction", lambda: phases.transaction(plan, g))
+
+
+def _drop_quietly() -> None:
+    try:
+        databases.drop_postgres()
+    except Exception as e:
+        print(f"  (could not drop {databases.PG_BENCH_DB}: {e})")
+
+
+def main() -> int:
+    args = _args()
+    plan = _plan(args)
+    kinds = ["sqlite", "postgres"] if args.database == "both" else [args.database]
+    results: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "args": vars(args),
+        "plan": plan.__dict__,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "databases": {},
+    }
+    for kind in kinds:
+        print(f"--- {kind}: benchmarking (client {plan.client}) ...", flush=True)
+        started = time.perf_counter()
+        results["databases"][kind] = bench_database(kind, args, plan)
+        results["databases"][kind]["seconds"] = round(time.perf_counter() - started, 1)
+    for kind in kinds:
+        report.print_database(kind, results["databases"][kind])
+    print(f"\nwrote {report.write_json(results)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+"""uvicorn factory for the gateway under benchmark: `bench.serve_gateway:create --factory`.
+
+Settings come from the environment (PLAN_GATEWAY_DATABASE), as `plan-gateway serve` would read
+them; used so the benchmark does not depend on the CLI's flags.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from gateway.app import create_app
+from gateway.settings import Settings
+
+
+def create() -> FastAPI:
+    return create_app(Settings())

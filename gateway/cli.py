@@ -1,0 +1,207 @@
+"""The `plan-gateway` command: serve the FHIR API, load FHIR files, validate FHIR files offline.
+
+Output names files, statuses and element paths only; it must never print resource content or
+request data (personal data stays out of terminals and logs).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import click
+
+import gateway
+from gateway.errors import FhirError, Issue
+from gateway.settings import Settings
+
+DEFAULT_DATABASE = "sqlite:///data/gateway.db"
+PATHS = click.Path(exists=True, path_type=Path)
+
+
+def absolute_database_url(url: str) -> str:
+    """A SQLite URL (or bare path) made absolute against the working directory, so every worker
+    process opens the same file; other URLs unchanged."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return url
+    path = Path(url.removeprefix("sqlite:///"))
+    return f"sqlite:///{path.resolve()}"
+
+
+def redacted(url: str) -> str:
+    """The URL with any password replaced, for printing."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _database_option(fn: Any) -> Any:
+    return click.option(
+        "--database",
+        envvar="PLAN_GATEWAY_DATABASE",
+        default=DEFAULT_DATABASE,
+        show_default=True,
+        help="sqlite:///path (default, under the working directory) or postgresql://…",
+    )(fn)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(gateway.__version__, prog_name="plan-gateway")
+def main() -> None:
+    """fhir-plan-gateway: a FHIR R4 gateway for the client's coordinator, plan and network."""
+
+
+def _report_error(path: Path, err: FhirError) -> None:
+    from gateway.samples import describe
+
+    click.echo(f"{path}: failed ({err.status})", err=True)
+    for line in describe(err):
+        click.echo(f"  {line}", err=True)
+
+
+def _load(settings: Settings, paths: list[Path] | None) -> bool:
+    """Load the files (or the samples when `paths` is None); True when everything loaded."""
+    from gateway.app import build_services
+    from gateway.samples import json_files, load_file, sample_files
+
+    files = sample_files() if paths is None else json_files(paths)
+    svc = build_services(settings)
+    ok = True
+    try:
+        for path in files:
+            try:
+                result = load_file(svc, path)
+            except FhirError as err:
+                _report_error(path, err)
+                ok = False
+                continue
+            counts = ", ".join(f"{n} x {s}" for s, n in sorted(result.statuses.items()))
+            click.echo(f"{path}: {result.kind}, {counts or 'no entries'}")
+            ok = ok and not result.failed
+    finally:
+        svc.repo.close()
+    return ok
+
+
+def run_server(host: str, port: int, workers: int) -> None:
+    """Start uvicorn; workers build their app from the environment (PLAN_GATEWAY_*)."""
+    import uvicorn
+
+    # The access log would print query strings (e.g. identifier=<HETU>): personal data. Off.
+    uvicorn.run(
+        "gateway.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+    )
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@_database_option
+@click.option("--samples/--no-samples", default=True, show_default=True, help="Load samples/.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1))
+def serve(host: str, port: int, database: str, samples: bool, workers: int) -> None:
+    """Serve the FHIR API at http://HOST:PORT/fhir."""
+    database = absolute_database_url(database)
+    click.echo(f"database: {redacted(database)}")
+    if samples and not _load(Settings(database_url=database, load_samples=True), None):
+        raise click.ClickException("the samples did not load; see above")
+    # Each worker process reads its settings from the environment.
+    os.environ["PLAN_GATEWAY_DATABASE"] = database
+    click.echo(f"FHIR base: http://{host}:{port}/fhir")
+    run_server(host, port, workers)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=PATHS)
+@_database_option
+def load(paths: tuple[Path, ...], database: str) -> None:
+    """Load FHIR JSON resources or Bundles (files or directories of *.json).
+
+    Transaction and batch Bundles go through the same transaction interaction as POST [base];
+    a resource with an id is PUT (idempotent), one without is created.
+    """
+    settings = Settings(database_url=absolute_database_url(database))
+    if not _load(settings, list(paths)):
+        sys.exit(1)
+
+
+def document_issues(doc: Any) -> list[Issue]:
+    """Every problem of a parsed file (a resource or a Bundle of resources), offline."""
+    from gateway.validation.validator import Validator, structure_issues
+
+    validator = Validator()
+    if not (isinstance(doc, dict) and doc.get("resourceType") == "Bundle"):
+        return _resource_issues(validator, doc, "")
+    entries = doc.get("entry") if isinstance(doc.get("entry"), list) else []
+    envelope = {**doc, "entry": [_without_resource(e) for e in entries]}
+    issues = structure_issues("Bundle", envelope)
+    for n, entry in enumerate(entries):
+        if isinstance(entry, dict) and "resource" in entry:
+            issues += _resource_issues(validator, entry["resource"], f"Bundle.entry[{n}].resource")
+    return issues
+
+
+def _without_resource(entry: Any) -> Any:
+    return {k: v for k, v in entry.items() if k != "resource"} if isinstance(entry, dict) else entry
+
+
+def _resource_issues(validator: Any, resource: Any, prefix: str) -> list[Issue]:
+    """Issues of one resource; inside a Bundle their paths start at the entry."""
+    if not isinstance(resource, dict):
+        return [Issue("a FHIR resource must be a JSON object", (prefix or "resource",))]
+    rid = resource.get("id")
+    try:
+        validator.validate_resource(resource, rid if isinstance(rid, str) else None)
+    except FhirError as err:
+        if not prefix:
+            return err.issues
+        rtype = str(resource.get("resourceType"))
+        return [
+            Issue(
+                i.diagnostics, tuple(_within(prefix, rtype, e) for e in i.expression) or (prefix,)
+            )
+            for i in err.issues
+        ]
+    return []
+
+
+def _within(prefix: str, resource_type: str, expression: str) -> str:
+    """`CarePlan.status` inside entry 3 -> `Bundle.entry[3].resource.status`."""
+    if expression == resource_type or expression.startswith(resource_type + "."):
+        return prefix + expression[len(resource_type) :]
+    return f"{prefix}.{expression}"
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=PATHS)
+def validate(paths: tuple[Path, ...]) -> None:
+    """Validate FHIR JSON resources or Bundles offline; print each problem with its path."""
+    from gateway.samples import json_files, read_json
+
+    problems = 0
+    for path in json_files(paths):
+        try:
+            issues = document_issues(read_json(path))
+        except FhirError as err:
+            issues = err.issues
+        for issue in issues:
+            where = ", ".join(issue.expression)
+            click.echo(
+                f"{path}: {where}: {issue.diagnostics}" if where else f"{path}: {issue.diagnostics}"
+            )
+        problems += len(issues)
+        if not issues:
+            click.echo(f"{path}: ok")
+    if problems:
+        click.echo(f"{problems} problem(s)", err=True)
+        sys.exit(1)

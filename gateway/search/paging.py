@@ -1,0 +1,96 @@
+"""Stable paging: a multi-page result's ordered keys are stored once in `search_snapshots`, and
+every page link names that snapshot (`_getpages=<id>&_getpagesoffset=N&_count=C`), so pages
+never shift when data changes underneath (http://hl7.org/fhir/R4/http.html#paging).
+
+Snapshots expire after `TTL_US`; expired ones are removed opportunistically when a new one is
+written. Writing needs a writer session (PostgreSQL readers are READ ONLY). Page links must
+never carry anything but our own paging parameters and the caller's shaping parameters.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import orjson
+
+from gateway.errors import invalid
+from gateway.storage.base import Session
+
+TTL_US = 3600 * 1_000_000
+# Parameters repeated on page links: they shape each page, not which resources match.
+CARRIED = ("_include", "_revinclude", "_elements", "_summary", "_total", "_format", "_pretty")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    id: str
+    resource_type: str
+    ids: list[str]
+    total: int
+    params: list[tuple[str, str]]  # the page-shaping parameters of the original search
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def carried(params: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in params if k.split(":", 1)[0] in CARRIED]
+
+
+def new_snapshot(rtype: str, ids: list[str], total: int, params: list[tuple[str, str]]) -> Snapshot:
+    return Snapshot(uuid.uuid4().hex, rtype, ids, total, carried(params))
+
+
+def store(session: Session, snap: Snapshot) -> None:
+    """Write a snapshot (and drop expired ones) in a writer session."""
+    now = _now_us()
+    session.execute("DELETE FROM search_snapshots WHERE created_us < ?", (now - TTL_US,))
+    query = orjson.dumps({"type": snap.resource_type, "params": snap.params}).decode()
+    session.execute(
+        "INSERT INTO search_snapshots (id, created_us, total, keys, query) VALUES (?, ?, ?, ?, ?)",
+        (snap.id, now, snap.total, orjson.dumps(snap.ids).decode(), query),
+    )
+
+
+def load(session: Session, sid: str) -> Snapshot:
+    rows = session.query(
+        "SELECT created_us, total, keys, query FROM search_snapshots WHERE id = ?", (sid,)
+    )
+    if not rows or rows[0][0] < _now_us() - TTL_US:
+        raise invalid("this search page has expired; repeat the search", "_getpages")
+    _, total, keys, query = rows[0]
+    q = orjson.loads(query)
+    params = [(k, v) for k, v in q["params"]]
+    return Snapshot(sid, q["type"], orjson.loads(keys), int(total), params)
+
+
+def page_links(
+    base: str, snap: Snapshot, offset: int, count: int, extra: list[tuple[str, str]]
+) -> list[dict[str, str]]:
+    """self/first/previous/next/last links over a snapshot (next stops where the snapshot ends)."""
+
+    def link(relation: str, off: int) -> dict[str, str]:
+        q = [("_getpages", snap.id), ("_getpagesoffset", str(off)), ("_count", str(count))]
+        return {"relation": relation, "url": f"{base}/{snap.resource_type}?{urlencode(q + extra)}"}
+
+    links = [link("self", offset), link("first", 0)]
+    if offset > 0:
+        links.append(link("previous", max(0, offset - count)))
+    if offset + count < snap.total:
+        links.append(link("next", offset + count))
+    if count and len(snap.ids) == snap.total:
+        links.append(link("last", ((snap.total - 1) // count) * count))
+    return links
+
+
+def check_offset(snap: Snapshot, offset: int) -> None:
+    if offset >= len(snap.ids) and offset < snap.total:
+        raise invalid(
+            f"this search matched {snap.total} resources; only the first {len(snap.ids)} can be "
+            "paged through. Narrow the search (more criteria, _lastUpdated ranges) to see more",
+            "_getpagesoffset",
+        )

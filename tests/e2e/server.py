@@ -1,0 +1,111 @@
+"""A real gateway for tests: uvicorn in a subprocess on a free loopback port, on a fresh database.
+
+Used by tests/e2e (real FHIR clients) and tests/gateway/test_concurrency.py (real concurrent HTTP
+clients). The server only ever listens on 127.0.0.1; it never reaches any other address.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from gateway.storage.postgres import reset_database
+
+PG_ADMIN = os.environ.get(
+    "PLAN_GATEWAY_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+ROOT = Path(__file__).resolve().parents[2]
+STARTUP_SECONDS = 90.0
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """A running server: its FHIR base URL and the database it stores into."""
+
+    base: str
+    database_url: str
+    log: Path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fresh_database(backend: str, workdir: Path, purpose: str, worker: str) -> str:
+    """An empty database URL for one server: a SQLite file, or a reset PostgreSQL database."""
+    if backend == "sqlite":
+        return f"sqlite:///{workdir}/gateway.db"
+    suffix = os.environ.get("PLAN_GATEWAY_TEST_DB_SUFFIX", "")
+    name = f"plan_gateway_{purpose}_{worker}{suffix}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
+    reset_database(url)
+    return url
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gateway exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(f"{base}/metadata", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"gateway did not answer within {STARTUP_SECONDS}s:\n{log.read_text()}")
+
+
+@contextmanager
+def running_gateway(database_url: str, workdir: Path, workers: int = 1) -> Iterator[Gateway]:
+    """Start `uvicorn gateway.app:create_app --factory` with `workers` processes; stop it after."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/fhir"
+    log = workdir / f"server-{port}.log"
+    env = {**os.environ, "PLAN_GATEWAY_DATABASE": database_url, "PLAN_GATEWAY_BASE_URL": ""}
+    env.pop("PLAN_GATEWAY_BASE_URL")
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "gateway.app:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_ready(proc, base, log)
+        yield Gateway(base, database_url, log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    if "Traceback" in log.read_text():
+        raise AssertionError(f"the gateway logged an unexpected error:\n{log.read_text()[-6000:]}")

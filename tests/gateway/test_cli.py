@@ -1,0 +1,158 @@
+"""The `plan-gateway` command: validate, load (idempotent), and serve's arguments (not serving)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from gateway import cli
+from gateway.app import build_services
+from gateway.samples import SAMPLES_DIR
+from gateway.settings import Settings
+
+NETWORK = SAMPLES_DIR / "00-network.json"
+
+
+def write(path: Path, doc: Any) -> Path:
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(cli.main, [str(a) for a in args], catch_exceptions=False)
+
+
+def current_version(database_url: str, resource_type: str, id: str) -> int | None:
+    svc = build_services(Settings(database_url=database_url))
+    try:
+        with svc.repo.reader() as session:
+            sv = session.current(resource_type, id)
+            return None if sv is None else sv.version
+    finally:
+        svc.repo.close()
+
+
+# -- validate ---------------------------------------------------------------------------------
+def test_validate_good_files() -> None:
+    result = invoke("validate", SAMPLES_DIR)
+    assert result.exit_code == 0, result.output
+    assert result.output.count(": ok") == len(list(SAMPLES_DIR.glob("*.json")))
+
+
+def test_validate_bad_resource_names_the_path(tmp_path: Path) -> None:
+    bad = write(tmp_path / "p.json", {"resourceType": "Patient", "gender": "robot"})
+    result = invoke("validate", bad)
+    assert result.exit_code == 1
+    assert "Patient.gender" in result.output
+
+
+def test_validate_bad_bundle_entry_names_the_entry(tmp_path: Path) -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": {"resourceType": "Patient"}, "request": {"method": "POST", "url": "P"}},
+            # entry 1: an unknown element inside a Task
+            {
+                "resource": {"resourceType": "Task", "nonsense": 1},
+                "request": {"method": "POST", "url": "Task"},
+            },
+        ],
+    }
+    result = invoke("validate", write(tmp_path / "b.json", bundle))
+    assert result.exit_code == 1
+    assert "Bundle.entry[1].resource" in result.output
+    assert "Bundle.entry[0]" not in result.output
+
+
+def test_validate_malformed_json(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.json"
+    bad.write_text('{"resourceType": "Patient",')
+    result = invoke("validate", bad)
+    assert result.exit_code == 1
+    assert "not valid JSON" in result.output
+
+
+# -- load -------------------------------------------------------------------------------------
+def test_load_samples_twice_changes_nothing(database_url: str) -> None:
+    first = invoke("load", SAMPLES_DIR, "--database", database_url)
+    assert first.exit_code == 0, first.output
+    assert "201 Created" in first.output
+    second = invoke("load", SAMPLES_DIR, "--database", database_url)
+    assert second.exit_code == 0, second.output
+    assert "201" not in second.output  # every entry answered 200 OK, unchanged
+    assert current_version(database_url, "CarePlan", "aino-plan") == 1
+    assert current_version(database_url, "Organization", "org-kela") == 1
+
+
+def test_load_plain_resources_and_collections(database_url: str, tmp_path: Path) -> None:
+    write(tmp_path / "a.json", {"resourceType": "Patient", "id": "p1", "gender": "female"})
+    write(tmp_path / "b.json", {"resourceType": "Patient", "gender": "male"})  # no id: created
+    write(
+        tmp_path / "c.json",
+        {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [{"resource": {"resourceType": "Organization", "id": "o1", "name": "X"}}],
+        },
+    )
+    result = invoke("load", tmp_path, "--database", database_url)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("201 Created") == 3
+    assert current_version(database_url, "Patient", "p1") == 1
+    assert current_version(database_url, "Organization", "o1") == 1
+
+
+def test_load_failing_transaction_stores_nothing(database_url: str, tmp_path: Path) -> None:
+    doc = json.loads(NETWORK.read_text())
+    doc["entry"][-1]["resource"]["active"] = "not-a-boolean"
+    result = invoke("load", write(tmp_path / "bad.json", doc), "--database", database_url)
+    assert result.exit_code == 1
+    assert "failed" in result.output
+    assert current_version(database_url, "Organization", "org-kela") is None
+
+
+# -- serve (argument parsing; the server is not started) --------------------------------------
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, int]]:
+    calls: list[tuple[str, int, int]] = []
+    monkeypatch.setattr(cli, "run_server", lambda h, p, w: calls.append((h, p, w)))
+    monkeypatch.delenv("PLAN_GATEWAY_DATABASE", raising=False)  # restored after the test
+    return calls
+
+
+def test_serve_defaults(started: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke("serve", "--no-samples")
+    assert result.exit_code == 0, result.output
+    assert started == [("127.0.0.1", 8080, 1)]
+    expected = f"sqlite:///{tmp_path.resolve()}/data/gateway.db"
+    assert os.environ["PLAN_GATEWAY_DATABASE"] == expected
+
+
+def test_serve_options_and_samples(started: list, database_url: str) -> None:
+    result = invoke(
+        "serve", "--host", "0.0.0.0", "--port", "9999", "--workers", "3", "--database", database_url
+    )
+    assert result.exit_code == 0, result.output
+    assert started == [("0.0.0.0", 9999, 3)]
+    assert "00-network.json: transaction" in result.output
+    assert current_version(database_url, "Patient", "aino") == 1
+
+
+def test_serve_rejects_bad_arguments(started: list) -> None:
+    assert invoke("serve", "--port", "0").exit_code == 2
+    assert invoke("serve", "--workers", "0").exit_code == 2
+    assert started == []
+
+
+def test_database_urls() -> None:
+    pg = "postgresql://u:secret@db:5432/g"
+    assert cli.absolute_database_url(pg) == pg
+    assert "secret" not in cli.redacted(pg)
+    assert cli.absolute_database_url("sqlite:////abs/g.db") == "sqlite:////abs/g.db"

@@ -1,0 +1,153 @@
+"""Concurrency on both stores, through a real server and real concurrent HTTP clients.
+
+The server is uvicorn in a subprocess with two worker processes (each with its own thread pool),
+so writers race across threads *and* processes: SQLite must serialise them with BEGIN IMMEDIATE,
+PostgreSQL with transaction-scoped advisory locks taken before the current version is read.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from tests.conftest import BACKENDS
+from tests.e2e.server import Gateway, fresh_database, running_gateway
+
+T = TypeVar("T")
+JSON = {"Content-Type": "application/fhir+json"}
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def gateway(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, worker_id: str
+) -> Iterator[Gateway]:
+    workdir = tmp_path_factory.mktemp(f"concurrency-{request.param}")
+    url = fresh_database(request.param, workdir, "concurrency", worker_id)
+    with running_gateway(url, workdir, workers=2) as gw:
+        yield gw
+
+
+def race(n: int, call: Callable[[httpx.Client, int], T]) -> list[T]:
+    """Run `call(client, i)` for i in range(n) on n threads released together by a barrier."""
+    barrier = threading.Barrier(n)
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    with httpx.Client(limits=limits, timeout=120) as client:
+
+        def one(i: int) -> T:
+            barrier.wait()
+            return call(client, i)
+
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            return list(pool.map(one, range(n)))
+
+
+def _history_total(base: str, path: str) -> int:
+    r = httpx.get(f"{base}/{path}/_history", params={"_count": "1"}, timeout=30)
+    assert r.status_code == 200, r.text
+    return int(r.json()["total"])
+
+
+def test_50_puts_with_the_same_if_match_have_exactly_one_winner(gateway: Gateway) -> None:
+    base = gateway.base
+    r = httpx.post(f"{base}/Patient", json={"resourceType": "Patient"}, headers=JSON)
+    assert r.status_code == 201, r.text
+    pid = r.json()["id"]
+
+    def put(client: httpx.Client, i: int) -> tuple[int, str]:
+        # Each writer changes the resource differently, so no update is a no-op.
+        body = {"resourceType": "Patient", "id": pid, "name": [{"family": f"Writer{i}"}]}
+        resp = client.put(f"{base}/Patient/{pid}", json=body, headers={**JSON, "If-Match": 'W/"1"'})
+        return resp.status_code, resp.text
+
+    results = race(50, put)
+    statuses = Counter(status for status, _ in results)
+    assert statuses == {200: 1, 412: 49}, statuses
+    winner = next(text for status, text in results if status == 200)
+    for status, text in results:
+        if status == 412:
+            assert '"OperationOutcome"' in text
+    current = httpx.get(f"{base}/Patient/{pid}", timeout=30)
+    assert current.json()["meta"]["versionId"] == "2"
+    assert current.headers["etag"] == 'W/"2"'
+    # The stored version is exactly the winner's: no other writer overwrote it.
+    assert current.json()["name"] == httpx.Response(200, text=winner).json()["name"]
+    assert _history_total(base, f"Patient/{pid}") == 2
+
+
+def test_read_modify_write_with_retries_loses_no_update(gateway: Gateway) -> None:
+    base = gateway.base
+    r = httpx.post(f"{base}/Organization", json={"resourceType": "Organization"}, headers=JSON)
+    assert r.status_code == 201, r.text
+    oid = r.json()["id"]
+    writers = 12
+
+    def add_alias(client: httpx.Client, i: int) -> int:
+        """Read, append this writer's alias, PUT with If-Match; on 412 start again."""
+        for attempt in range(1, 200):
+            got = client.get(f"{base}/Organization/{oid}")
+            body: dict[str, Any] = got.json()
+            body["alias"] = [*body.get("alias", []), f"writer-{i}"]
+            resp = client.put(
+                f"{base}/Organization/{oid}",
+                json=body,
+                headers={**JSON, "If-Match": got.headers["etag"]},
+            )
+            if resp.status_code == 200:
+                return attempt
+            assert resp.status_code == 412, resp.text
+        raise AssertionError(f"writer {i} never won")
+
+    race(writers, add_alias)
+    final = httpx.get(f"{base}/Organization/{oid}", timeout=30).json()
+    assert sorted(final["alias"]) == sorted(f"writer-{i}" for i in range(writers))
+    assert final["meta"]["versionId"] == str(writers + 1)
+    assert _history_total(base, f"Organization/{oid}") == writers + 1
+
+
+def test_100_conditional_creates_with_one_identifier_make_one_resource(gateway: Gateway) -> None:
+    base = gateway.base
+    body = {
+        "resourceType": "Practitioner",
+        "identifier": [{"system": "urn:oid:1.2.246.537.26", "value": "race-100"}],
+    }
+    headers = {**JSON, "If-None-Exist": "identifier=urn:oid:1.2.246.537.26|race-100"}
+
+    def create(client: httpx.Client, i: int) -> tuple[int, str]:
+        resp = client.post(f"{base}/Practitioner", json=body, headers=headers)
+        return resp.status_code, resp.json().get("id", resp.text)
+
+    results = race(100, create)
+    statuses = Counter(status for status, _ in results)
+    assert statuses == {201: 1, 200: 99}, (statuses, results[:3])
+    assert len({rid for _, rid in results}) == 1
+    assert _history_total(base, "Practitioner") == 1
+    found = httpx.get(
+        f"{base}/Practitioner",
+        params={"identifier": "urn:oid:1.2.246.537.26|race-100"},
+        timeout=30,
+    ).json()
+    assert found["total"] == 1
+
+
+def test_concurrent_creates_of_different_resources_all_land(gateway: Gateway) -> None:
+    base = gateway.base
+    r = httpx.post(f"{base}/Patient", json={"resourceType": "Patient"}, headers=JSON)
+    subject = {"reference": f"Patient/{r.json()['id']}"}
+
+    def create(client: httpx.Client, i: int) -> int:
+        body = {
+            "resourceType": "Goal",
+            "lifecycleStatus": "proposed",
+            "description": {"text": f"goal {i}"},
+            "subject": subject,
+        }
+        return client.post(f"{base}/Goal", json=body, headers=JSON).status_code
+
+    assert Counter(race(40, create)) == {201: 40}
+    assert _history_total(base, "Goal") == 40
