@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 PLANS_PER_PATIENT = 4
-BUNDLE_GROUPS = 16  # 16 × (Patient, CareTeam, 4 CarePlans) = 96 entries per transaction
+BUNDLE_GROUPS = 16  # 16 x (Patient, CareTeam, 4 CarePlans) = 96 entries per transaction
 HETU_CHECK = "0123456789ABCDEFHJKLMNPRSTUVWXY"
 BENCH_SYSTEM = "https://example.org/fhir-plan-gateway/bench"
 
@@ -125,7 +125,7 @@ def put_bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def post_bundle(groups: int, seed: int) -> dict[str, Any]:
-    """A transaction of `groups` × (Patient, CareTeam, CarePlans) linked by urn:uuid fullUrls."""
+    """A transaction of `groups` x (Patient, CareTeam, CarePlans) linked by urn:uuid fullUrls."""
     entries = []
     for g in range(groups):
         n = seed * groups + g

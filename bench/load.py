@@ -30,7 +30,8 @@ class Target:
     count: int = 0
     method: str = "GET"
     bodies: list[bytes] = field(default_factory=list)  # cycled; wrk takes at most one
-    cpu: Callable[[], float] | None = None  # CPU seconds so far of the serving side
+    cpu: Callable[[], float] | None = None  # CPU seconds so far of the server processes
+    db_cpu: Callable[[], float] | None = None  # ... and of the database server (PostgreSQL)
 
 
 @dataclass
@@ -41,7 +42,8 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     client_cpu: float  # the generator's CPU seconds per wall second (1.0 = one core)
-    server_cpu_ms: float = float("nan")  # serving-side CPU milliseconds per ok request
+    server_cpu_ms: float = float("nan")  # server processes' CPU milliseconds per ok request
+    db_cpu_ms: float = 0.0  # the database server's CPU milliseconds per ok request
 
     @property
     def rate(self) -> float:
@@ -145,10 +147,13 @@ def run_aiohttp(t: Target, connections: int, seconds: float) -> LoadResult:
 
 def run(t: Target, connections: int, seconds: float, client: str) -> LoadResult:
     before = t.cpu() if t.cpu else 0.0
+    db_before = t.db_cpu() if t.db_cpu else 0.0
     if client == "wrk" and len(t.bodies) <= 1:
         result = run_wrk(t, connections, seconds)
     else:
         result = run_aiohttp(t, connections, seconds)
     if t.cpu and result.ok:
         result.server_cpu_ms = (t.cpu() - before) * 1000 / result.ok
+    if t.db_cpu and result.ok:
+        result.db_cpu_ms = (t.db_cpu() - db_before) * 1000 / result.ok
     return result

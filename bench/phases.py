@@ -24,11 +24,12 @@ from bench.load import LoadResult, Target, run
 
 @dataclass
 class Endpoint:
-    """A server under test: its base URL and the CPU seconds its side has used so far (server
-    processes, plus the PostgreSQL server on PostgreSQL)."""
+    """A server under test: its base URL and the CPU seconds used so far by its processes and by
+    the database server (PostgreSQL; SQLite runs inside the server processes)."""
 
     base: str
     cpu: Callable[[], float]
+    db_cpu: Callable[[], float]
 
 
 @dataclass
@@ -44,16 +45,23 @@ class Plan:
     txn_connections: int = 4
 
 
-def guarded(name: str, phase: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def guarded(
+    name: str, phase: Callable[[], dict[str, Any]], server_log: Callable[[], str]
+) -> dict[str, Any]:
+    """Run one phase; on failure record the error and the gateway log's last lines."""
     started = time.perf_counter()
     try:
         result = phase()
     except Exception as e:  # report and continue with the other phases
         detail = traceback.format_exception_only(type(e), e)[-1].strip()
-        result = {"error": detail[:500]}
+        result = {"error": detail[:500], "server_log": server_log()}
     result["phase_seconds"] = round(time.perf_counter() - started, 1)
     if "error" in result:
         print(f"  ! {name} FAILED: {result['error']}", flush=True)
+        if result["server_log"]:
+            print(
+                "    gateway log, last lines:\n    " + result["server_log"].replace("\n", "\n    ")
+            )
     else:
         print(f"  . {name} done in {result['phase_seconds']}s", flush=True)
     return result
@@ -86,7 +94,12 @@ def _summary(results: list[LoadResult]) -> dict[str, Any]:
         "p99_ms": round(statistics.median(r.p99_ms for r in results), 2),
         "client_cpu": round(statistics.mean(r.client_cpu for r in results), 2),
         "server_cpu_ms": round(statistics.median(r.server_cpu_ms for r in results), 3),
+        "db_cpu_ms": round(statistics.median(r.db_cpu_ms for r in results), 3),
     }
+
+
+def _cpu_ms(side: dict[str, Any]) -> float:
+    return float(side["server_cpu_ms"] + side["db_cpu_ms"])
 
 
 def compare(plan: Plan, gateway: Target, baseline: Target, connections: int) -> dict[str, Any]:
@@ -99,8 +112,9 @@ def compare(plan: Plan, gateway: Target, baseline: Target, connections: int) -> 
     out = {name: _summary(rs) for name, rs in got.items()}
     base_rate = out["baseline"]["rate"]
     out["ratio"] = round(out["gateway"]["rate"] / base_rate, 3) if base_rate else None
-    # Baseline CPU per request over the gateway's: less sensitive to a noisy neighbour.
-    out["cpu_ratio"] = round(out["baseline"]["server_cpu_ms"] / out["gateway"]["server_cpu_ms"], 3)
+    # Baseline CPU per request over the gateway's (server + database): less sensitive to a noisy
+    # neighbour than throughput.
+    out["cpu_ratio"] = round(_cpu_ms(out["baseline"]) / _cpu_ms(out["gateway"]), 3)
     return out
 
 
@@ -111,8 +125,16 @@ def ceiling(plan: Plan, baseline: Endpoint) -> dict[str, Any]:
 
 def read(plan: Plan, gateway: Endpoint, baseline: Endpoint, care_plans: int) -> dict[str, Any]:
     probe(gateway.base, "GET", "/fhir/CarePlan/" + data.care_plan_id(care_plans - 1))
-    g = Target(gateway.base, "/fhir/CarePlan/cp-%07d", care_plans, cpu=gateway.cpu)
-    b = Target(baseline.base, "/read/CarePlan/cp-%07d", care_plans, cpu=baseline.cpu)
+    g = Target(
+        gateway.base, "/fhir/CarePlan/cp-%07d", care_plans, cpu=gateway.cpu, db_cpu=gateway.db_cpu
+    )
+    b = Target(
+        baseline.base,
+        "/read/CarePlan/cp-%07d",
+        care_plans,
+        cpu=baseline.cpu,
+        db_cpu=baseline.db_cpu,
+    )
     return compare(plan, g, b, plan.connections)
 
 
@@ -120,8 +142,22 @@ def create(plan: Plan, gateway: Endpoint, baseline: Endpoint) -> dict[str, Any]:
     body = orjson.dumps(data.create_body())
     probe(gateway.base, "POST", "/fhir/CarePlan", body)
     probe(baseline.base, "POST", "/create/CarePlan", body)
-    g = Target(gateway.base, "/fhir/CarePlan", method="POST", bodies=[body], cpu=gateway.cpu)
-    b = Target(baseline.base, "/create/CarePlan", method="POST", bodies=[body], cpu=baseline.cpu)
+    g = Target(
+        gateway.base,
+        "/fhir/CarePlan",
+        method="POST",
+        bodies=[body],
+        cpu=gateway.cpu,
+        db_cpu=gateway.db_cpu,
+    )
+    b = Target(
+        baseline.base,
+        "/create/CarePlan",
+        method="POST",
+        bodies=[body],
+        cpu=baseline.cpu,
+        db_cpu=baseline.db_cpu,
+    )
     return compare(plan, g, b, plan.connections)
 
 
@@ -134,7 +170,7 @@ def search(plan: Plan, gateway: Endpoint, care_plans: int) -> dict[str, Any]:
     expected = {"match": data.PLANS_PER_PATIENT, "include": 1}
     if shape != expected:
         raise RuntimeError(f"probe bundle has {shape}, expected {expected}")
-    t = Target(gateway.base, path, patients, cpu=gateway.cpu)
+    t = Target(gateway.base, path, patients, cpu=gateway.cpu, db_cpu=gateway.db_cpu)
     run(t, plan.connections, plan.warmup, plan.client)
     result = _summary([run(t, plan.connections, plan.seconds, plan.client)])
     return {"gateway": result, "probe": shape}
@@ -158,21 +194,24 @@ def transaction(plan: Plan, gateway: Endpoint) -> dict[str, Any]:
     entries = len(bundles[0]["entry"])
     validate = validation_rate(bundles[:4], max(1.0, plan.warmup))
     probe(gateway.base, "POST", "/fhir", raw[0])
-    t = Target(gateway.base, "/fhir", method="POST", bodies=raw, cpu=gateway.cpu)
+    t = Target(
+        gateway.base, "/fhir", method="POST", bodies=raw, cpu=gateway.cpu, db_cpu=gateway.db_cpu
+    )
     r = run(t, plan.txn_connections, plan.txn_seconds, "aiohttp")
     rate = r.rate * entries
-    cpu_per_resource_ms = r.server_cpu_ms / entries
+    cpu_per_resource_ms = (r.server_cpu_ms + r.db_cpu_ms) / entries
     return {
         "gateway": {
             **_summary([r]),
             "resources_per_s": round(rate, 1),
             "entries": entries,
-            "server_cpu_ms": round(cpu_per_resource_ms, 3),  # per resource, not per bundle
+            "cpu_ms_per_resource": round(cpu_per_resource_ms, 3),  # server + database
         },
         "baseline": {
             "validation_per_core": round(validate, 1),
             "rate": round(2 * validate, 1),
             "server_cpu_ms": round(1000 / validate, 3),
+            "db_cpu_ms": 0.0,
         },
         "ratio": round(rate / (2 * validate), 3),
         # Validation CPU per resource over the gateway's whole CPU per resource.

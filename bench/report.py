@@ -21,6 +21,11 @@ def _lat(side: dict[str, Any] | None) -> str:
     return "—" if not side else f"{side['p50_ms']:.1f} / {side['p99_ms']:.1f}"
 
 
+def _cpu(side: dict[str, Any], per: int = 1) -> str:
+    """CPU ms per request (per resource for transactions): server + database."""
+    return f"{(side['server_cpu_ms'] + side['db_cpu_ms']) / per:.2f}"
+
+
 def _verdict(name: str, r: dict[str, Any]) -> str:
     if "error" in r:
         return "FAILED"
@@ -42,7 +47,7 @@ def _row(name: str, label: str, r: dict[str, Any]) -> str:
     g_rate = g.get("resources_per_s", g["rate"])
     ratio = "—" if r.get("ratio") is None else f"{r['ratio']:.2f}"
     cpu_ratio = "—" if r.get("cpu_ratio") is None else f"{r['cpu_ratio']:.2f}"
-    cpu = f"{g['server_cpu_ms']:.2f}" + (f" / {b['server_cpu_ms']:.2f}" if b else "")
+    cpu = _cpu(g, r.get("gateway", {}).get("entries", 1)) + (f" / {_cpu(b)}" if b else "")
     cells = [
         f"{label:<19}", f"{_n(g_rate, unit):>11}", f"{_n(b and b['rate'], unit):>11}",
         f"{ratio:>5}", f"{_lat(g):>13}", f"{_lat(b if b and 'p50_ms' in b else None):>13}",
@@ -66,8 +71,9 @@ def print_database(kind: str, res: dict[str, Any]) -> None:
         return
     load = res["load"]
     via = ", ".join(f"{n:,} via {how}" for how, n in load["via"].items())
+    note = f" [{load['note']}]" if load["note"] else ""
     print(f"loaded {load['resources']:,} resources in {load['seconds']:.1f}s "
-          f"({load['rate']:,.0f}/s): {via}" + (f" [{load['note']}]" if load["note"] else ""))  # fmt: skip
+          f"({load['rate']:,.0f}/s): {via}{note}")  # fmt: skip
     ceiling = res["ceiling"]
     if "error" in ceiling:
         print(f"load generator ceiling: FAILED: {ceiling['error']}")
@@ -76,7 +82,7 @@ def print_database(kind: str, res: dict[str, Any]) -> None:
         print(f"load generator ({res['client']}) on a trivial endpoint, 2 workers: "
               f"{t['rate']:,.0f} req/s, generator CPU {t['client_cpu']:.2f} cores")  # fmt: skip
     print(f"{'phase':<19} {'gateway':>11} {'baseline':>11} {'ratio':>5} {'gw p50/p99ms':>13} "
-          f"{'bl p50/p99ms':>13} {'CPU ms gw/bl':>13} {'cpu×':>5}  verdict on ratio")  # fmt: skip
+          f"{'bl p50/p99ms':>13} {'CPU ms gw/bl':>13} {'cpu x':>5}  verdict on ratio")  # fmt: skip
     for name, label in LABELS.items():
         print(_row(name, label, res[name]))
 

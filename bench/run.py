@@ -16,14 +16,15 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import databases, phases, report  # noqa: E402
-from bench.load import have_wrk  # noqa: E402
-from bench.servers import Servers, postgres_cpu  # noqa: E402
+from bench import databases, phases, report
+from bench.load import have_wrk
+from bench.servers import Servers, postgres_cpu
 
 
 def _args() -> argparse.Namespace:
@@ -41,7 +42,7 @@ def _args() -> argparse.Namespace:
 def _plan(args: argparse.Namespace) -> phases.Plan:
     client = args.client or ("wrk" if have_wrk() else "aiohttp")
     if args.quick:
-        return phases.Plan(client, seconds=3, rounds=1, warmup=1, txn_seconds=4)
+        return phases.Plan(client, seconds=2, rounds=2, warmup=1, txn_seconds=4)
     return phases.Plan(client)
 
 
@@ -54,17 +55,18 @@ def bench_database(kind: str, args: argparse.Namespace, plan: phases.Plan) -> di
         with Servers(tmp) as servers:
             env = {"PLAN_GATEWAY_DATABASE": dbs.gateway}
             gw = servers.start("gateway", "bench.serve_gateway:create", env, "/fhir/metadata")
-            budget = 0 if args.load == "repository" else (30 if args.quick else 300)
+            budget = 0 if args.load == "repository" else (10 if args.quick else 300)
             procs = 1 if kind == "sqlite" else 2
             load = databases.load(dbs.gateway, gw.base, care_plans, procs, budget)
             out["load"] = load.as_dict()
             print(f"  . loaded {load.resources:,} resources in {load.seconds:.1f}s", flush=True)
             env = {"BENCH_READ_DATABASE": dbs.gateway, "BENCH_WRITE_DATABASE": dbs.baseline_write}
             bl_server = servers.start("baseline", "bench.baseline:create", env, "/ping")
-            db_cpu = postgres_cpu if kind == "postgres" else (lambda: 0.0)
-            g = phases.Endpoint(gw.base, lambda: gw.cpu() + db_cpu())
-            b = phases.Endpoint(bl_server.base, lambda: bl_server.cpu() + db_cpu())
-            run_phases(out, plan, g, b, care_plans)
+            db_cpu = (lambda: postgres_cpu(databases.PG_BENCH_DB)) if kind == "postgres" else None
+            db_cpu = db_cpu or (lambda: 0.0)
+            g = phases.Endpoint(gw.base, gw.cpu, db_cpu)
+            b = phases.Endpoint(bl_server.base, bl_server.cpu, db_cpu)
+            run_phases(out, plan, g, b, care_plans, gw.tail)
     except Exception as e:
         out["error"] = f"{type(e).__name__}: {str(e)[:800]}"
     finally:
@@ -78,13 +80,18 @@ def bench_database(kind: str, args: argparse.Namespace, plan: phases.Plan) -> di
 
 
 def run_phases(
-    out: dict[str, Any], plan: phases.Plan, g: phases.Endpoint, b: phases.Endpoint, n: int
+    out: dict[str, Any],
+    plan: phases.Plan,
+    g: phases.Endpoint,
+    b: phases.Endpoint,
+    n: int,
+    log: Callable[[], str],
 ) -> None:
-    out["ceiling"] = phases.guarded("ceiling", lambda: phases.ceiling(plan, b))
-    out["read"] = phases.guarded("read", lambda: phases.read(plan, g, b, n))
-    out["create"] = phases.guarded("create", lambda: phases.create(plan, g, b))
-    out["search"] = phases.guarded("search", lambda: phases.search(plan, g, n))
-    out["transaction"] = phases.guarded("transaction", lambda: phases.transaction(plan, g))
+    out["ceiling"] = phases.guarded("ceiling", lambda: phases.ceiling(plan, b), log)
+    out["read"] = phases.guarded("read", lambda: phases.read(plan, g, b, n), log)
+    out["create"] = phases.guarded("create", lambda: phases.create(plan, g, b), log)
+    out["search"] = phases.guarded("search", lambda: phases.search(plan, g, n), log)
+    out["transaction"] = phases.guarded("transaction", lambda: phases.transaction(plan, g), log)
 
 
 def _drop_quietly() -> None:

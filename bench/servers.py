@@ -6,6 +6,7 @@ only if it does not exit; `Servers` stops every server it started, also on error
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -40,10 +41,8 @@ def _cpu(pid: int) -> float:
 def _children(pid: int) -> list[int]:
     out = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
+        with contextlib.suppress(OSError):
             out += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
     return out
 
 
@@ -52,13 +51,15 @@ def tree_cpu(pid: int) -> float:
     return _cpu(pid) + sum(tree_cpu(c) for c in _children(pid))
 
 
-def postgres_cpu() -> float:
-    """CPU seconds of every local PostgreSQL process (server-side cost of a PostgreSQL phase)."""
+def postgres_cpu(database: str) -> float:
+    """CPU seconds of the PostgreSQL backends serving `database` (its server-side cost; other
+    sessions' backends, e.g. a test suite running beside us, are not counted)."""
     total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/comm"):
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            if stat.read_text().strip() == "postgres":
-                total += _cpu(int(stat.parent.name))
+            title = cmdline.read_bytes()
+            if title.startswith(b"postgres:") and f" {database} ".encode() in title:
+                total += _cpu(int(cmdline.parent.name))
         except (OSError, ValueError):
             pass
     return total
@@ -96,7 +97,7 @@ class Server:
     def cpu(self) -> float:
         return tree_cpu(self.proc.pid)
 
-    def tail(self, lines: int = 30) -> str:
+    def tail(self, lines: int = 15) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
 
@@ -109,10 +110,8 @@ class Server:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         # Workers left behind by a killed master share its process group.
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 class Servers:

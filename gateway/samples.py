@@ -23,6 +23,8 @@ from gateway.fhir_api.interactions import create, transaction, update
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples" / "bundles"
 # The base used in Location headers and fullUrls when loading offline (no HTTP request).
 OFFLINE_BASE = "http://127.0.0.1:8080/fhir"
+# Bundle types that go through the transaction interaction, as POST [base] would.
+INTERACTION_BUNDLES = ("transaction", "batch")
 # Bundle types whose entries are plain resources to store one by one.
 ENTRY_BUNDLES = ("collection", "searchset")
 
@@ -82,7 +84,7 @@ def load_document(svc: Services, doc: Any, path: Path, base: str = OFFLINE_BASE)
         result.statuses[_status(load_resource(svc, doc, base))] += 1
         return result
     result.kind = str(doc.get("type"))
-    if result.kind in transaction.KINDS:
+    if result.kind in INTERACTION_BUNDLES:
         req = FhirRequest("POST", base, resource=doc, headers={"prefer": "return=minimal"})
         resp = transaction.bundle(svc, req)
         assert isinstance(resp.body, dict)

@@ -229,7 +229,11 @@ class _Writer:
         if not isinstance(rtype, str) or rtype not in self.layout:
             raise ValueError(f"unknown resourceType '{str(rtype)[:40]}'")
         tag = f"{{{NS}}}{rtype}"
-        el = etree.Element(tag, nsmap={None: NS}) if parent is None else etree.SubElement(parent, tag)
+        el = (
+            etree.Element(tag, nsmap={None: NS})
+            if parent is None
+            else etree.SubElement(parent, tag)
+        )
         self.fill(el, rtype, res)
         return el
 

@@ -4,9 +4,8 @@ Every subquery reads an index table (or `resources` for _id/_lastUpdated) by its
 the main query drives from the selective criterion: `res_id IN (SELECT res_id FROM sp_… WHERE
 res_type = ? AND param = ? AND …)`. Chains (`subject:Patient.name=x`) and reverse chains
 (`_has:Task:focus:status=x`) nest the same subqueries. Comma-separated values are OR'd; repeated
-parameters become separate criteria (AND). Never builds SQL from request text: values are always
-bound as `?` arguments; only parameter codes already found in the registry reach the SQL text as
-bound arguments too.
+parameters become separate criteria (AND). Never puts request text into SQL: values and parameter
+codes are bound as `?` arguments; only table names from a fixed map appear in the SQL text.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.errors import invalid
-from gateway.search import predicates
+from gateway.search import chains, predicates
 from gateway.search.registry import (
     RESOURCE_COLUMNS,
     SUPPORTED_MODIFIERS,
@@ -39,14 +38,14 @@ class Ctx:
     base: str  # our own absolute service base, to recognise our own absolute references
 
 
-def _param(rtype: str, code: str, where: str) -> SearchParam:
+def param(rtype: str, code: str, where: str) -> SearchParam:
     sp = params_for(rtype).get(code)
     if sp is None:
         raise invalid(f"'{code[:60]}' is not a search parameter of {rtype}", where)
     return sp
 
 
-def _ids(table: str, rtype: str, param: str, cond: str, args: list) -> Sql:
+def index_ids(table: str, rtype: str, param: str, cond: str, args: list) -> Sql:
     sql = f"SELECT res_id FROM {table} WHERE res_type = ? AND param = ?"
     return (f"{sql} AND ({cond})" if cond else sql), [rtype, param, *args]
 
@@ -58,7 +57,7 @@ def _live(rtype: str, cond: str, args: list) -> Sql:
     ]
 
 
-def _or(parts: list[Sql]) -> Sql:
+def any_of(parts: list[Sql]) -> Sql:
     return " OR ".join(f"({s})" for s, _ in parts), [a for _, args in parts for a in args]
 
 
@@ -91,26 +90,26 @@ def _resource_column(rtype: str, code: str, values: list[str], where: str) -> Sq
     if code == "_id":
         marks = ", ".join("?" for _ in values)
         return _live(rtype, f"res_id IN ({marks})", values)
-    cond, args = _or([predicates.date(v, where, "lu_us", "lu_us") for v in values])
+    cond, args = any_of([predicates.date(v, where, "lu_us", "lu_us") for v in values])
     return _live(rtype, f"({cond})", args)
 
 
 def ids_sql(rtype: str, name: str, value: str, ctx: Ctx) -> Sql:
     """SQL selecting the ids of live `rtype` resources matching `name=value`."""
     if name.startswith("_has:"):
-        return _has(rtype, name, value, ctx)
+        return chains.has(rtype, name, value, ctx)
     head, _, rest = name.partition(".")
     code, _, modifier = head.partition(":")
-    sp = _param(rtype, code, name)
+    sp = param(rtype, code, name)
     if rest:
-        return _chain(rtype, sp, modifier or None, rest, value, ctx)
+        return chains.chain(rtype, sp, modifier or None, rest, value, ctx)
     _check_modifier(sp, rtype, modifier or None, name)
     if modifier and code in RESOURCE_COLUMNS:
         raise invalid(f"{code} takes no modifier", name)
     if modifier == "missing":
         if value not in ("true", "false"):
             raise invalid(":missing takes true or false", name)
-        present = _ids(TABLE.get(sp.type, "sp_token"), rtype, code, "", [])
+        present = index_ids(TABLE.get(sp.type, "sp_token"), rtype, code, "", [])
         op = "NOT IN" if value == "true" else "IN"
         return _live(rtype, f"res_id {op} ({present[0]})", present[1])
     values = [v for v in _split(value) if v != ""]
@@ -126,13 +125,13 @@ def _index_match(
 ) -> Sql:
     if modifier == "text":
         parts = [predicates.string(v, None) for v in values]
-        return _ids("sp_string", rtype, sp.code + ":text", *_or(parts))
+        return index_ids("sp_string", rtype, sp.code + ":text", *any_of(parts))
     if modifier == "identifier":
         parts = [predicates.token(v, None) for v in values]
-        return _ids("sp_token", rtype, sp.code + ":identifier", *_or(parts))
+        return index_ids("sp_token", rtype, sp.code + ":identifier", *any_of(parts))
     value_mod = None if modifier == "not" else modifier
     parts = [_value_sql(sp, value_mod, v, ctx, where) for v in values]
-    matching = _ids(TABLE[sp.type], rtype, sp.code, *_or(parts))
+    matching = index_ids(TABLE[sp.type], rtype, sp.code, *any_of(parts))
     if modifier == "not":  # resources with no matching value, including those without any
         return _live(rtype, f"res_id NOT IN ({matching[0]})", matching[1])
     return matching
@@ -153,46 +152,3 @@ def _split(value: str) -> list[str]:
             cur += value[i]
         i += 1
     return [*parts, cur]
-
-
-def _targets(sp: SearchParam, type_modifier: str | None, where: str) -> list[str]:
-    if sp.type != "reference":
-        raise invalid(f"'{sp.code}' is not a reference parameter and cannot be chained", where)
-    targets = [type_modifier] if type_modifier else list(sp.targets)
-    served = [t for t in targets if params_for(t)]
-    if not served:
-        raise invalid(f"the chain {where} names no resource type served here", where)
-    return served
-
-
-def _chain(rtype: str, sp: SearchParam, tmod: str | None, rest: str, value: str, ctx: Ctx) -> Sql:
-    where = f"{sp.code}.{rest}"
-    parts = []
-    for target in _targets(sp, tmod, where):
-        inner_code = rest.split(".", 1)[0].split(":", 1)[0]
-        if inner_code not in params_for(target) and len(_targets(sp, tmod, where)) > 1:
-            continue  # the chained parameter exists on another of the possible targets
-        inner, args = ids_sql(target, rest, value, ctx)
-        parts.append((f"target_type = ? AND target_id IN ({inner})", [target, *args]))
-    if not parts:
-        raise invalid(f"no target of '{sp.code}' has a parameter named by {where}", where)
-    return _ids("sp_reference", rtype, sp.code, *_or(parts))
-
-
-def _has(rtype: str, name: str, value: str, ctx: Ctx) -> Sql:
-    """`_has:Source:refparam:inner=value`: rtype ids referenced by matching Source resources."""
-    pieces = name.split(":", 3)
-    if len(pieces) < 4 or not all(pieces[1:]):
-        raise invalid("_has takes the form _has:Type:reference:parameter", name)
-    _, source, ref_code, inner = pieces
-    if not params_for(source):
-        raise invalid(f"_has names '{source[:60]}', which is not served here", name)
-    ref = _param(source, ref_code, name)
-    if ref.type != "reference":
-        raise invalid(f"'{ref_code[:60]}' is not a reference parameter of {source}", name)
-    inner_sql, inner_args = ids_sql(source, inner, value, ctx)
-    sql = (
-        "SELECT target_id FROM sp_reference WHERE res_type = ? AND param = ? "
-        f"AND target_type = ? AND res_id IN ({inner_sql})"
-    )
-    return sql, [source, ref_code, rtype, *inner_args]

@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from gateway.errors import Category, FhirError, invalid
+from gateway.errors import invalid
 from gateway.search import paging
 from gateway.search.bundle import Page, disclose_page
 from gateway.search.criteria import Ctx
+from gateway.search.handling import lenient_outcome, reject_unknown, strict
 from gateway.search.includes import included_keys, parse_spec
 from gateway.search.indexer import index_rows
 from gateway.search.query import Query, parse
@@ -28,41 +29,6 @@ if TYPE_CHECKING:
 MAX_CONDITIONAL_MATCHES = 1000
 
 
-def _strict(req: FhirRequest) -> bool:
-    prefer = (req.header("prefer") or "").replace(" ", "").lower()
-    return "handling=strict" in prefer.split(";") or "handling=strict" in prefer.split(",")
-
-
-def _outcome(q: Query) -> dict[str, Any] | None:
-    issues = [
-        {
-            "severity": "warning",
-            "code": "not-supported",
-            "diagnostics": f"search parameter '{name[:80]}' is not supported and was ignored",
-            "expression": [name[:80]],
-        }
-        for name in q.ignored
-    ]
-    if q.summary == "true":
-        issues.append(
-            {
-                "severity": "information",
-                "code": "informational",
-                "diagnostics": "_summary=true is served as the full resources",
-                "expression": ["_summary"],
-            }
-        )
-    return {"resourceType": "OperationOutcome", "issue": issues} if issues else None
-
-
-def _reject_unknown(q: Query) -> None:
-    if q.ignored:
-        names = ", ".join(q.ignored)[:200]
-        raise FhirError(
-            Category.INVALID, f"unknown search parameter(s): {names}", q.ignored, "not-supported"
-        )
-
-
 class SearchEngine:
     def index(self, resource: dict[str, Any]) -> IndexRows:
         return index_rows(resource)
@@ -72,7 +38,7 @@ class SearchEngine:
     ) -> list[tuple[str, str]]:
         """Keys matching conditional criteria (strict: unknown parameters are a 400)."""
         q = parse(resource_type, params, MAX_CONDITIONAL_MATCHES, MAX_CONDITIONAL_MATCHES)
-        _reject_unknown(q)
+        reject_unknown(q)
         if not q.criteria:
             raise invalid("a conditional request needs search criteria")
         ids = ordered_ids(session, q, Ctx(""), MAX_CONDITIONAL_MATCHES)
@@ -87,11 +53,15 @@ class SearchEngine:
         return _response(bundle)
 
     def search_in(self, svc: Services, session: Session, req: FhirRequest) -> FhirResponse:
-        """Search inside a caller's session (batch/transaction entries); it must be a writer
-        if the result has more than one page, since the page snapshot is stored in it."""
+        """Search inside a caller's session (batch/transaction entries). A multi-page result's
+        snapshot is stored in that session; a read-only one gets the first page without links
+        to further pages (a PostgreSQL READ ONLY transaction cannot store the snapshot)."""
         bundle, snap = self._answer(svc, session, req)
         if snap is not None:
-            paging.store(session, snap)
+            if _writable(session):
+                paging.store(session, snap)
+            else:
+                bundle["link"] = [lk for lk in bundle["link"] if lk["relation"] == "self"]
         return _response(bundle)
 
     def _answer(
@@ -103,8 +73,8 @@ class SearchEngine:
             raise invalid("search needs a resource type (or _getpages)")
         s = svc.settings
         q = parse(req.resource_type, req.params, s.default_page_size, s.max_page_size)
-        if q.ignored and _strict(req):
-            _reject_unknown(q)
+        if q.ignored and strict(req):
+            reject_unknown(q)
         return self._first_page(svc, session, req, q)
 
     def _first_page(
@@ -115,7 +85,7 @@ class SearchEngine:
         specs = _specs(q)  # validate include values before any work
         if q.summary == "count" or q.count == 0:
             total = count(session, q, ctx)
-            page = Page([], [], total, [{"relation": "self", "url": self_url}], _outcome(q))
+            page = Page([], [], total, [{"relation": "self", "url": self_url}], lenient_outcome(q))
             return disclose_page(session, req.base, page, summary="count"), None
         ids = ordered_ids(session, q, ctx, q.count + 1)
         snap = None
@@ -127,9 +97,9 @@ class SearchEngine:
             ids, total = snap.ids[: q.count], snap.total
             links = paging.page_links(req.base, snap, 0, q.count, paging.carried(req.params))
         matches = [(rtype, i) for i in ids]
-        includes = included_keys(session, matches, *specs)
+        includes = included_keys(session, req.base, matches, *specs)
         shown_total = None if q.total == "none" else total
-        page = Page(matches, includes, shown_total, links, _outcome(q))
+        page = Page(matches, includes, shown_total, links, lenient_outcome(q))
         return disclose_page(session, req.base, page, q.elements, q.summary), snap
 
     def _snapshot(
@@ -156,11 +126,17 @@ class SearchEngine:
         paging.check_offset(snap, offset)
         q = parse(snap.resource_type, snap.params, n, s.max_page_size)
         matches = [(snap.resource_type, i) for i in snap.ids[offset : offset + n]]
-        includes = included_keys(session, matches, *_specs(q))
+        includes = included_keys(session, req.base, matches, *_specs(q))
         links = paging.page_links(req.base, snap, offset, n, snap.params)
         total = None if q.total == "none" else snap.total
         page = Page(matches, includes, total, links)
         return disclose_page(session, req.base, page, q.elements, q.summary)
+
+
+def _writable(session: Session) -> bool:
+    if session.dialect != "postgres":
+        return True  # SQLite: a deferred transaction upgrades to a writer on its first write
+    return session.query("SHOW transaction_read_only")[0][0] == "off"
 
 
 def _specs(q: Query) -> tuple[list[Any], list[Any]]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.errors import invalid
-from gateway.search.registry import params_for
+from gateway.search.predicates import like_escape
+from gateway.search.registry import params_for, served
 from gateway.storage.base import Session
 
 Key = tuple[str, str]
@@ -30,7 +31,7 @@ def parse_spec(value: str, iterate: bool, where: str) -> Spec:
     parts = value.split(":")
     if parts == ["*"]:
         return Spec("*", None, None, iterate)
-    if len(parts) not in (2, 3) or not params_for(parts[0]):
+    if len(parts) not in (2, 3) or not served(parts[0]):
         raise invalid(f"{where} takes Type:parameter[:targetType] or *", where)
     source, param = parts[0], parts[1]
     target = parts[2] if len(parts) == 3 else None
@@ -45,14 +46,18 @@ def _in(ids: list[str]) -> str:
     return ", ".join("?" for _ in ids)
 
 
-def _forward(session: Session, spec: Spec, rtype: str, ids: list[str]) -> set[Key]:
+# Only references to this server are followed (relative, or absolute under our base).
+_LOCAL = " AND (url = '' OR url LIKE ? ESCAPE '\\')"
+
+
+def _forward(session: Session, spec: Spec, rtype: str, ids: list[str], local: str) -> set[Key]:
     if spec.source not in ("*", rtype) or not ids:
         return set()
     sql = (
         "SELECT target_type, target_id FROM sp_reference "
-        f"WHERE res_type = ? AND res_id IN ({_in(ids)}) AND target_id <> ''"
+        f"WHERE res_type = ? AND res_id IN ({_in(ids)}) AND target_id <> ''{_LOCAL}"
     )
-    args: list = [rtype, *ids]
+    args: list = [rtype, *ids, local]
     if spec.param:
         sql, args = sql + " AND param = ?", [*args, spec.param]
     if spec.target:
@@ -60,14 +65,14 @@ def _forward(session: Session, spec: Spec, rtype: str, ids: list[str]) -> set[Ke
     return {(t, i) for t, i in session.query(sql, args)}
 
 
-def _reverse(session: Session, spec: Spec, rtype: str, ids: list[str]) -> set[Key]:
+def _reverse(session: Session, spec: Spec, rtype: str, ids: list[str], local: str) -> set[Key]:
     if not ids or (spec.target and spec.target != rtype):
         return set()
     sql = (
         "SELECT res_type, res_id FROM sp_reference "
-        f"WHERE target_type = ? AND target_id IN ({_in(ids)})"
+        f"WHERE target_type = ? AND target_id IN ({_in(ids)}){_LOCAL}"
     )
-    args: list = [rtype, *ids]
+    args: list = [rtype, *ids, local]
     if spec.source != "*":
         sql, args = sql + " AND res_type = ?", [*args, spec.source]
     if spec.param:
@@ -76,9 +81,10 @@ def _reverse(session: Session, spec: Spec, rtype: str, ids: list[str]) -> set[Ke
 
 
 def included_keys(
-    session: Session, matches: list[Key], includes: list[Spec], revincludes: list[Spec]
+    session: Session, base: str, matches: list[Key], includes: list[Spec], revincludes: list[Spec]
 ) -> list[Key]:
     """Keys to include with `matches` (never the matches themselves), in a stable order."""
+    local = like_escape(base) + "/%"
     seen: set[Key] = set(matches)
     found: list[Key] = []
     frontier, first = list(matches), True
@@ -88,11 +94,11 @@ def included_keys(
             ids = [i for t, i in frontier if t == rtype]
             for spec in includes:
                 if first or spec.iterate:
-                    new |= _forward(session, spec, rtype, ids)
+                    new |= _forward(session, spec, rtype, ids, local)
             for spec in revincludes:
                 if first or spec.iterate:
-                    new |= _reverse(session, spec, rtype, ids)
-        fresh = sorted(k for k in new - seen if params_for(k[0]))
+                    new |= _reverse(session, spec, rtype, ids, local)
+        fresh = sorted(k for k in new - seen if served(k[0]))
         if not fresh:
             break
         seen.update(fresh)

@@ -101,5 +101,6 @@ def indexed(resource_type: str) -> list[SearchParam]:
     return [p for p in params_for(resource_type).values() if p.code not in RESOURCE_COLUMNS]
 
 
-def served_types() -> tuple[str, ...]:
-    return RESOURCE_TYPES
+def served(resource_type: str) -> bool:
+    """Whether the gateway stores and searches this resource type."""
+    return resource_type in RESOURCE_TYPES

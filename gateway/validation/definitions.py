@@ -1,4 +1,4 @@
-"""The R4 core element tables (from fhir_profiles/core/, built by fhir_profiles/build/definitions.py)
+"""The R4 core element tables (fhir_profiles/core/, built by fhir_profiles/build/definitions.py),
 compiled once into per-type plans that the rule walker and the XML converter use.
 
 Loaded once per process; this module must never read the core package or call fhirpathpy.
@@ -52,7 +52,9 @@ def layout() -> dict[str, list[Row]]:
     """Type key (type name or backbone path such as `CarePlan.activity`) -> ordered elements."""
     raw = load("core/elements.json")["layout"]
     return {
-        key: [Row(r["name"], r["type"], r.get("many", False), r.get("xmlAttr", False)) for r in rows]
+        key: [
+            Row(r["name"], r["type"], r.get("many", False), r.get("xmlAttr", False)) for r in rows
+        ]
         for key, rows in raw.items()
     }
 
@@ -65,12 +67,6 @@ def resource_types() -> frozenset[str]:
 @cache
 def primitive_types() -> frozenset[str]:
     return frozenset(load("core/elements.json")["primitives"])
-
-
-def _allowed_codes(check: int, codes: list[list[str]]) -> frozenset[Any]:
-    if check == CODE:
-        return frozenset(code for _, code in codes)
-    return frozenset((system, code) for system, code in codes)
 
 
 def _spec(row: dict[str, Any], valuesets: dict[str, Any], primitives: frozenset[str]) -> Spec:

@@ -13,9 +13,7 @@ _FORBIDDEN = ("script", "form", "iframe", "object", "embed", "base", "link", "st
 
 
 def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
-    )
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 def div_problem(div: str) -> str | None:

@@ -9,11 +9,9 @@ value from the client's record in a message (messages name paths and rules only)
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from gateway.errors import Issue
-from gateway.validation.narrative import div_problem
 from gateway.validation.definitions import (
     BOOLEAN,
     CODE,
@@ -30,12 +28,8 @@ from gateway.validation.definitions import (
     plans,
     resource_types,
 )
-
-_ID = r"[A-Za-z0-9\-\.]{1,64}"
-# http://hl7.org/fhir/R4/references.html#literal: [base]/Type/id[/_history/vid]
-_TAIL = re.compile(rf"(?:^|/)([A-Za-z]+)/{_ID}(?:/_history/{_ID})?$")
-_RELATIVE = re.compile(rf"([A-Za-z]+)/{_ID}(?:/_history/{_ID})?")
-
+from gateway.validation.narrative import div_problem
+from gateway.validation.references import BadReference, contained_index, referenced_type
 
 _SHAPE = {
     STRING: "expects a non-empty JSON string",
@@ -48,7 +42,7 @@ _SHAPE = {
 class _Walk:
     """One pass over one resource, collecting issues."""
 
-    __slots__ = ("plans", "types", "contained", "issues")
+    __slots__ = ("contained", "issues", "plans", "types")
 
     def __init__(self, contained: dict[str, str]) -> None:
         self.plans = plans()
@@ -146,33 +140,16 @@ class _Walk:
     def reference(self, spec: Spec, value: dict[str, Any], path: str) -> None:
         ref = value.get("reference")
         if isinstance(ref, str):
-            rtype = self.reference_type(ref, path)
+            try:
+                rtype = referenced_type(ref, self.contained)
+            except BadReference as e:
+                self.fail(f"{path}: {e}", path)
+                rtype = None
             if rtype is not None:
                 self.target(spec, rtype, path)
         declared = value.get("type")
         if isinstance(declared, str):
             self.target(spec, declared.rsplit("/", 1)[-1], f"{path}.type")
-
-    def reference_type(self, ref: str, path: str) -> str | None:
-        """The resource type a literal reference names, if it names one."""
-        if ref.startswith("#"):
-            if ref == "#":
-                return None  # the container itself
-            rtype = self.contained.get(ref[1:])
-            if rtype is None:
-                self.fail(f"{path}: '#…' does not resolve to a contained resource", path)
-            return rtype
-        if ref.startswith("urn:"):
-            return None  # urn:uuid / urn:oid name no type
-        if "?" in ref and "://" not in ref:
-            return ref.split("?", 1)[0]  # conditional reference (transactions)
-        if "://" in ref:
-            m = _TAIL.search(ref.split("?", 1)[0])
-            return m.group(1) if m else None
-        if not _RELATIVE.fullmatch(ref):
-            self.fail(f"{path}: a relative reference must look like Type/id", path)
-            return None
-        return ref.split("/", 1)[0]
 
     def target(self, spec: Spec, rtype: str, path: str) -> None:
         if rtype not in self.types:
@@ -185,22 +162,11 @@ class _Walk:
         self.issues.append(Issue(message, (path,), code=code))
 
 
-def _contained_index(resource: dict[str, Any]) -> dict[str, str]:
-    contained = resource.get("contained")
-    if not isinstance(contained, list):
-        return {}
-    index = {}
-    for c in contained:
-        if isinstance(c, dict) and isinstance(c.get("id"), str):
-            index[c["id"]] = str(c.get("resourceType"))
-    return index
-
-
 def rule_issues(resource_type: str, resource: dict[str, Any]) -> list[Issue]:
     """Binding and reference-target issues in `resource`, each with its FHIRPath-like path."""
     plan = plans().get(resource_type)
     if plan is None:
         return []
-    walk = _Walk(_contained_index(resource))
+    walk = _Walk(contained_index(resource))
     walk.node(plan, resource, resource_type)
     return walk.issues

@@ -37,7 +37,7 @@ def structure_issues(resource_type: str, resource: dict[str, Any]) -> list[Issue
             code = "structure" if err.get("type") == "extra_forbidden" else "value"
             issues.append(Issue(f"{where}: {err.get('msg', 'invalid')}", (where,), code=code))
         return issues
-    except Exception:  # noqa: BLE001 - fhir_core raises KeyError, ValueError... on odd input
+    except Exception:  # fhir_core raises KeyError, ValueError... on odd input
         return [Issue(f"{resource_type}: the resource does not match its model", (resource_type,))]
     return []
 

@@ -14,8 +14,13 @@ XML_HEADERS = {"Content-Type": "application/fhir+xml", "Accept": "application/fh
 
 # A Goal with a narrative, a primitive extension and a repeated element.
 GOAL_XML = b"""<Goal xmlns="http://hl7.org/fhir">
-  <text><status value="generated"/><div xmlns="http://www.w3.org/1999/xhtml"><p>Oma tavoite</p></div></text>
-  <lifecycleStatus value="active"><extension url="http://example.org/x"><valueBoolean value="true"/></extension></lifecycleStatus>
+  <text>
+    <status value="generated"/>
+    <div xmlns="http://www.w3.org/1999/xhtml"><p>Oma tavoite</p></div>
+  </text>
+  <lifecycleStatus value="active">
+    <extension url="http://example.org/x"><valueBoolean value="true"/></extension>
+  </lifecycleStatus>
   <category><text value="a"/></category>
   <category><text value="b"/></category>
   <description><text value="Get back to work"/></description>

@@ -68,9 +68,16 @@ def test_contained_references_and_resources() -> None:
         "resourceType": "CarePlan",
         "status": "active",
         "intent": "plan",
-        "contained": [{"resourceType": "Practitioner", "id": "p"}, {"resourceType": "Goal",
-            "id": "g", "lifecycleStatus": "x", "description": {"text": "d"},
-            "subject": {"reference": "#p"}}],  # fmt: skip
+        "contained": [
+            {"resourceType": "Practitioner", "id": "p"},
+            {
+                "resourceType": "Goal",
+                "id": "g",
+                "lifecycleStatus": "x",
+                "description": {"text": "d"},
+                "subject": {"reference": "#p"},
+            },
+        ],
         "subject": {"reference": "#p"},  # contained Practitioner: not Patient | Group
         "goal": [{"reference": "#g"}, {"reference": "#missing"}],
     }
