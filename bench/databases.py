@@ -109,17 +109,20 @@ async def _post_bundles(base: str, starts: list[int], patients: int, care_plans:
     return done
 
 
-def load(url: str, gateway_base: str, care_plans: int, procs: int, budget_s: float) -> LoadReport:
+def load(
+    url: str, gateway_base: str, care_plans: int, procs: int, budget_s: float, probe_bundles: int
+) -> LoadReport:
     """Probe HTTP transactions on the first bundles; keep using them if the whole load would fit
     in `budget_s`, else load the rest through the Repository."""
     patients = data.patients_for(care_plans)
     report, start = LoadReport(), time.perf_counter()
-    probe = list(range(0, min(patients, 8 * data.BUNDLE_GROUPS), data.BUNDLE_GROUPS))
+    probed = min(patients, probe_bundles * data.BUNDLE_GROUPS)
+    probe = list(range(0, probed, data.BUNDLE_GROUPS))
     try:
         n = asyncio.run(_post_bundles(gateway_base, probe, patients, care_plans))
         report.via["http-transaction"] = n
-        per_patient = (time.perf_counter() - start) / min(patients, 8 * data.BUNDLE_GROUPS)
-        next_p = min(patients, 8 * data.BUNDLE_GROUPS)
+        per_patient = (time.perf_counter() - start) / probed
+        next_p = probed
         if per_patient * patients <= budget_s:
             rest = list(range(next_p, patients, data.BUNDLE_GROUPS))
             report.via["http-transaction"] += asyncio.run(

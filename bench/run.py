@@ -57,7 +57,8 @@ def bench_database(kind: str, args: argparse.Namespace, plan: phases.Plan) -> di
             gw = servers.start("gateway", "bench.serve_gateway:create", env, "/fhir/metadata")
             budget = 0 if args.load == "repository" else (10 if args.quick else 300)
             procs = 1 if kind == "sqlite" else 2
-            load = databases.load(dbs.gateway, gw.base, care_plans, procs, budget)
+            probe = 2 if args.quick else 8
+            load = databases.load(dbs.gateway, gw.base, care_plans, procs, budget, probe)
             out["load"] = load.as_dict()
             print(f"  . loaded {load.resources:,} resources in {load.seconds:.1f}s", flush=True)
             env = {"BENCH_READ_DATABASE": dbs.gateway, "BENCH_WRITE_DATABASE": dbs.baseline_write}

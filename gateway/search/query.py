@@ -14,7 +14,6 @@ from gateway.search.registry import params_for
 
 # Shape the response (handled in routes or by the engine), never criteria.
 RESPONSE_PARAMS = ("_format", "_pretty", "_getpages", "_getpagesoffset")
-RESULT_PARAMS = ("_count", "_sort", "_elements", "_summary", "_total", "_contained")
 INCLUDE_PARAMS = ("_include", "_revinclude")
 
 

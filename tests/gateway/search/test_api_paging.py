@@ -95,3 +95,16 @@ def test_snapshot_cap_keeps_total_exact_and_refuses_beyond(
 def test_unknown_snapshot_is_400(client: TestClient) -> None:
     r = client.get("/fhir/CarePlan?_getpages=nope&_getpagesoffset=0")
     assert r.status_code == 400
+
+
+def test_search_in_a_writer_session_stores_its_snapshot(
+    client: TestClient, services: Services
+) -> None:
+    from gateway.fhir_api.context import FhirRequest
+
+    _plans(client, 3)
+    req = FhirRequest("GET", "http://testserver/fhir", "CarePlan", params=[("_count", "2")])
+    with services.repo.writer() as session:  # as a batch/transaction GET entry would
+        bundle = services.search.search_in(services, session, req).body
+    assert isinstance(bundle, dict) and bundle["total"] == 3
+    assert len(ids(_get(client, _link(bundle, "next")))) == 1

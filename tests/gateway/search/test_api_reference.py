@@ -135,3 +135,19 @@ def test_consent_parameters(client: TestClient) -> None:
     ]:
         assert ids(search(client, f"Consent?{query}")) == ["Consent/c1"], query
     assert ids(search(client, "Consent?period=2025")) == []
+
+
+def test_include_does_not_follow_references_to_other_servers(client: TestClient) -> None:
+    put(client, {"resourceType": "Patient", "id": "p1"})
+    put(
+        client,
+        {
+            "resourceType": "CarePlan",
+            "id": "cp",
+            "status": "active",
+            "intent": "plan",
+            "subject": {"reference": "http://other.example/fhir/Patient/p1"},
+        },
+    )
+    found = search(client, "CarePlan?_include=CarePlan:subject")
+    assert ids(found) == ["CarePlan/cp"] and ids(found, "include") == []
