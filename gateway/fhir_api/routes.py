@@ -168,6 +168,7 @@ def install(app: FastAPI, svc: Services) -> None:
 
     route("/metadata", ["GET"], capability_statement)
     route("", ["POST"], transaction.bundle)
+    route("", ["GET"], search.search)  # system level: only `_getpages` paging links
     route("/_history", ["GET"], history.history)
     route("/{rtype}", ["GET"], search.search)
     route("/{rtype}/_search", ["POST"], search.search)

@@ -71,6 +71,7 @@ class _Transaction:
         self.targets: dict[Key, int] = {}  # resource -> the entry that changes it
 
     def run(self, entries: list[Entry]) -> list[FhirResponse]:
+        self._prelock(entries)
         by_method: dict[str, list[Entry]] = {m: [] for m in ("DELETE", "POST", "PUT", "GET")}
         for e in entries:
             by_method["PUT" if e.method == "PATCH" else e.method].append(e)
@@ -87,6 +88,22 @@ class _Transaction:
         for e in writes + by_method["GET"]:
             results[e.index] = self._step(e, self._apply)
         return [results[e.index] for e in entries]
+
+    def _prelock(self, entries: list[Entry]) -> None:
+        """Take every lock known up front, in one global order (conditional locks, then
+        resources, each sorted), so two transactions cannot wait on each other (PostgreSQL
+        would abort one as a deadlock). Single interactions take them in the same order."""
+        conditional, resources = set(), set()
+        for e in entries:
+            t = e.target
+            if e.method == "GET":
+                continue
+            if e.if_none_exist is not None or (e.method != "POST" and t.conditional):
+                conditional.add(f"conditional-create:{t.resource_type}")
+            elif e.method != "POST" and t.id is not None:
+                resources.add(f"{t.resource_type}/{t.id}")
+        for key in [*sorted(conditional), *sorted(resources)]:
+            self.session.lock(key)
 
     def _step(self, entry: Entry, action: Callable[[Entry], T]) -> T:
         try:
