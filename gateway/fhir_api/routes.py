@@ -97,6 +97,8 @@ def _error(req: FhirRequest | None, err: FhirError) -> Response:
 async def _build(
     request: Request, svc: Services, resource_type: str | None, id: str | None, vid: str | None
 ) -> FhirRequest:
+    if resource_type == "metadata":  # only GET /metadata has its own route
+        raise FhirError(Category.METHOD_NOT_ALLOWED, "/metadata answers GET only")
     if resource_type is not None and resource_type not in RESOURCE_TYPES:
         raise FhirError(
             Category.NOT_FOUND, f"resource type '{resource_type[:60]}' is not served here"

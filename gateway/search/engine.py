@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from gateway.errors import invalid
+from gateway.errors import Category, FhirError, invalid
 from gateway.search import paging
 from gateway.search.bundle import Page, disclose_page
 from gateway.search.criteria import Ctx
@@ -70,7 +70,11 @@ class SearchEngine:
         if req.param("_getpages") is not None:
             return self._stored_page(svc, session, req), None
         if not req.resource_type:
-            raise invalid("search needs a resource type (or _getpages)")
+            # GET [base] serves only paging links; whole-system search is not offered.
+            raise FhirError(
+                Category.METHOD_NOT_ALLOWED,
+                "system-level search is not supported; search one resource type",
+            )
         s = svc.settings
         q = parse(req.resource_type, req.params, s.default_page_size, s.max_page_size)
         if q.ignored and strict(req):
