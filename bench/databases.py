@@ -138,4 +138,21 @@ def load(
         report.via["repository"] = load_repo(url, next_p, patients, care_plans, procs)
     report.resources = sum(report.via.values())
     report.seconds = time.perf_counter() - start
+    analyze(url)
     return report
+
+
+def analyze(url: str) -> None:
+    """Planner statistics after a bulk load, as autovacuum (PostgreSQL) or `PRAGMA optimize`
+    (SQLite) would gather them on a running system; without them a fresh database plans
+    `_include` lookups from the wrong index."""
+    if url.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("ANALYZE")
+    else:
+        import sqlite3
+
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            conn.execute("PRAGMA optimize")

@@ -53,16 +53,19 @@ _LOCAL = " AND (url = '' OR url LIKE ? ESCAPE '\\')"
 def _forward(session: Session, spec: Spec, rtype: str, ids: list[str], local: str) -> set[Key]:
     if spec.source not in ("*", rtype) or not ids:
         return set()
+    # Empty target ids (external references) are dropped below, not in SQL: a range condition
+    # on target_id would tempt the planner into the (type, param, target) index, which scans
+    # every reference of the parameter, instead of the owner index for this page of ids.
     sql = (
         "SELECT target_type, target_id FROM sp_reference "
-        f"WHERE res_type = ? AND res_id IN ({_in(ids)}) AND target_id <> ''{_LOCAL}"
+        f"WHERE res_type = ? AND res_id IN ({_in(ids)}){_LOCAL}"
     )
     args: list = [rtype, *ids, local]
     if spec.param:
         sql, args = sql + " AND param = ?", [*args, spec.param]
     if spec.target:
         sql, args = sql + " AND target_type = ?", [*args, spec.target]
-    return {(t, i) for t, i in session.query(sql, args)}
+    return {(t, i) for t, i in session.query(sql, args) if i}
 
 
 def _reverse(session: Session, spec: Spec, rtype: str, ids: list[str], local: str) -> set[Key]:

@@ -100,6 +100,9 @@ class Session(Protocol):
     ) -> StoredVersion:
         """Store a new version: assigns meta.versionId/lastUpdated, updates the search index."""
 
+    def insert_new(self, prepared: Any) -> StoredVersion:
+        """Store version 1 made by `sql.prepare_new` (server-assigned id: no lock, no lookup)."""
+
     def delete(self, resource_type: str, id: str) -> StoredVersion | None:
         """Store a delete marker if the resource is live; None if it was not."""
 
@@ -111,10 +114,15 @@ class Session(Protocol):
 
 class Repository(Protocol):
     dialect: str
+    indexer: Indexer
 
-    def reader(self) -> AbstractContextManager[Session]: ...
+    def reader(self, consistent: bool = True) -> AbstractContextManager[Session]:
+        """A read-only snapshot; `consistent=False` for a single statement (no transaction)."""
 
     def writer(self) -> AbstractContextManager[Session]: ...
+
+    def insert_new(self, prepared: Any) -> StoredVersion:
+        """Store a `sql.prepare_new` version as its own durable transaction (the plain create)."""
 
     def close(self) -> None: ...
 

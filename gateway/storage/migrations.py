@@ -34,7 +34,9 @@ def _index_ddl() -> list[str]:
             f"CREATE TABLE {table} (res_type TEXT NOT NULL, res_id TEXT NOT NULL, "
             f"param TEXT NOT NULL, {cols})"
         )
-        ddl.append(f"CREATE INDEX {table}_owner ON {table} (res_type, res_id)")
+        # param in the owner index too: with it SQLite picks this index for _include lookups
+        # (a page of ids) instead of scanning every row of the parameter.
+        ddl.append(f"CREATE INDEX {table}_owner ON {table} (res_type, res_id, param)")
         ddl.append(
             f"CREATE INDEX {table}_lookup ON {table} (res_type, param, {INDEX_LOOKUPS[table]})"
         )

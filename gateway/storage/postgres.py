@@ -14,9 +14,9 @@ from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from gateway.errors import Category, FhirError
-from gateway.storage.base import Indexer
+from gateway.storage.base import Indexer, StoredVersion
 from gateway.storage.migrations import MIGRATIONS
-from gateway.storage.sql import POSTGRES, SqlSession
+from gateway.storage.sql import POSTGRES, Prepared, SqlSession
 
 _RETRYABLE = (
     pg_errors.DeadlockDetected,
@@ -38,22 +38,35 @@ class PostgresRepository:
         self.migrate()
 
     @contextmanager
-    def _tx(self, read_only: bool) -> Iterator[SqlSession]:
+    def _tx(self, read_only: bool, consistent: bool = True) -> Iterator[SqlSession]:
         try:
-            with self.pool.connection() as conn, conn.transaction():
-                if read_only:
-                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                yield SqlSession(conn, POSTGRES, self.indexer)
+            with self.pool.connection() as conn:
+                # Set before BEGIN so psycopg sends one `BEGIN ISOLATION LEVEL … READ ONLY`
+                # instead of an extra SET TRANSACTION round trip; a one-statement read needs
+                # no transaction at all.
+                conn.autocommit = not consistent
+                conn.read_only = read_only
+                conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ if read_only else None
+                if not consistent:
+                    yield SqlSession(conn, POSTGRES, self.indexer)
+                    return
+                with conn.transaction():
+                    yield SqlSession(conn, POSTGRES, self.indexer)
         except _RETRYABLE:
             # Two writers took advisory locks in opposite orders (PostgreSQL aborted one), or
             # no connection came free in time: the caller may retry; it is not a server fault.
             raise FhirError(Category.BUSY, "the database is busy; retry the request") from None
 
-    def reader(self) -> Iterator[SqlSession]:
-        return self._tx(True)
+    def reader(self, consistent: bool = True) -> Iterator[SqlSession]:
+        return self._tx(True, consistent)
 
     def writer(self) -> Iterator[SqlSession]:
         return self._tx(False)
+
+    def insert_new(self, prepared: Prepared) -> StoredVersion:
+        """A create outside any transaction: one atomic statement in autocommit mode."""
+        with self._tx(False, consistent=False) as session:
+            return session.insert_new(prepared)
 
     def migrate(self) -> None:
         with self.pool.connection() as conn, conn.transaction():

@@ -23,6 +23,7 @@ class Dialect:
     name: str
     placeholder: str  # "?" (sqlite3) or "%s" (psycopg)
     upsert_resource: str
+    insert_resource: str  # a brand-new resource: a plain INSERT (an id clash fails, never merges)
     advisory_lock: str | None  # SQL taking one text key, or None where writers are global
 
     def sql(self, text: str) -> str:
@@ -40,6 +41,7 @@ SQLITE = Dialect(
     name="sqlite",
     placeholder="?",
     upsert_resource=_UPSERT.format(cols="", vals="", sets=""),
+    insert_resource=_UPSERT.format(cols="", vals="", sets="").split(" ON CONFLICT")[0],
     advisory_lock=None,  # BEGIN IMMEDIATE already serialises every writer
 )
 POSTGRES = Dialect(
@@ -50,6 +52,9 @@ POSTGRES = Dialect(
         vals=", CAST(convert_from(?, 'UTF8') AS jsonb)",
         sets=", content = excluded.content",
     ),
+    insert_resource=_UPSERT.format(
+        cols=", content", vals=", CAST(convert_from(?, 'UTF8') AS jsonb)", sets=""
+    ).split(" ON CONFLICT")[0],
     advisory_lock="SELECT pg_advisory_xact_lock(hashtextextended(?, 0))",
 )
 
@@ -65,12 +70,59 @@ _INSERT_INDEX = {
 }
 
 
+def _multi_row(table: str, rtype: str, rid: str, values: list[tuple]) -> tuple[str, list[Any]]:
+    head, one = _INSERT_INDEX[table].split(" VALUES ")
+    flat: list[Any] = []
+    for v in values:
+        flat.extend((rtype, rid, *v))
+    return f"{head} VALUES {', '.join([one] * len(values))}", flat
+
+
+def _pg_insert_new(prepared: Prepared) -> tuple[str, list[Any]]:
+    """One statement writing resource, history and index rows of a new resource: a single
+    round trip, and atomic on its own (so it needs no BEGIN/COMMIT outside a transaction)."""
+    sv = prepared.version
+    ctes = [
+        "r AS (" + POSTGRES.insert_resource + ")",
+        f"h AS (INSERT INTO history ({_HCOLS}) VALUES (?, ?, 1, ?, 0, ?, ?))",
+    ]
+    params: list[Any] = [sv.resource_type, sv.id, 1, sv.last_updated_us, 0, sv.body, sv.body]
+    params += [sv.resource_type, sv.id, sv.last_updated_us, sv.body, sv.method]
+    for table in INDEX_TABLES:
+        values = getattr(prepared.rows, table.removeprefix("sp_"))
+        if values:
+            sql, flat = _multi_row(table, sv.resource_type, sv.id, values)
+            ctes.append(f"i_{table} AS ({sql})")
+            params += flat
+    return "WITH " + ", ".join(ctes) + " SELECT 1", params
+
+
 def _now_us() -> int:
     return time.time_ns() // 1000
 
 
 def _row(r: Sequence[Any], method: str = "PUT") -> StoredVersion:
     return StoredVersion(r[0], r[1], int(r[2]), int(r[3]), bool(r[4]), bytes(r[5]), method)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A new version made ready outside the write transaction (body and index rows built)."""
+
+    version: StoredVersion
+    rows: IndexRows
+
+
+def prepare_new(
+    resource_type: str, id: str, resource: dict[str, Any], indexer: Indexer, method: str = "POST"
+) -> Prepared:
+    """Version 1 of a resource whose id the server just assigned (so no earlier version can
+    exist): everything but the INSERTs, so the writer holds its lock as briefly as possible."""
+    lu_us = _now_us()
+    stored = canonical(resource_type, id, 1, lu_us, resource)
+    body = orjson.dumps(stored)
+    sv = StoredVersion(resource_type, id, 1, lu_us, False, body, method)
+    return Prepared(sv, indexer(stored))
 
 
 def canonical(resource_type: str, id: str, version: int, lu_us: int, resource: dict) -> dict:
@@ -181,6 +233,18 @@ class SqlSession:
         self._reindex(resource_type, id, self.indexer(stored), fresh=prev is None)
         return StoredVersion(resource_type, id, version, lu_us, False, body, method)
 
+    def insert_new(self, prepared: Prepared) -> StoredVersion:
+        """Store a `prepare_new` version; no lock or lookup: its server-assigned id is fresh."""
+        sv = prepared.version
+        if self.d.name == "postgres":
+            self.execute(*_pg_insert_new(prepared))
+            return sv
+        self._store(
+            sv.resource_type, sv.id, 1, sv.last_updated_us, False, sv.body, sv.method, new=True
+        )
+        self._reindex(sv.resource_type, sv.id, prepared.rows, fresh=True)
+        return sv
+
     def delete(self, resource_type: str, id: str) -> StoredVersion | None:
         self.lock(f"{resource_type}/{id}")
         prev = self.current(resource_type, id)
@@ -200,11 +264,12 @@ class SqlSession:
         deleted: bool,
         body: bytes,
         method: str,
+        new: bool = False,
     ) -> None:
         params: tuple = (rtype, rid, version, lu_us, int(deleted), body)
         if self.d.name == "postgres":
             params = (*params, body if body else b"null")
-        self.execute(self.d.upsert_resource, params)
+        self.execute(self.d.insert_resource if new else self.d.upsert_resource, params)
         self.execute(
             f"INSERT INTO history ({_HCOLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (rtype, rid, version, lu_us, int(deleted), body, method),
@@ -219,7 +284,10 @@ class SqlSession:
                     (rtype, rid),
                 )
             values = getattr(rows, table.removeprefix("sp_"))
-            if values:
-                cur.executemany(
-                    self.d.sql(_INSERT_INDEX[table]), [(rtype, rid, *v) for v in values]
-                )
+            if not values:
+                continue
+            if self.d.name == "sqlite":  # in-process: executemany is the fastest path
+                cur.executemany(_INSERT_INDEX[table], [(rtype, rid, *v) for v in values])
+            else:  # one multi-row INSERT per table: one round trip instead of one per row
+                sql, flat = _multi_row(table, rtype, rid, values)
+                cur.execute(self.d.sql(sql), flat)

@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl
 from gateway.errors import Category, FhirError
 from gateway.fhir_api.context import FhirRequest, FhirResponse, Services, version_headers
 from gateway.storage.base import Session
+from gateway.storage.sql import prepare_new
 
 
 def conditional_matches(
@@ -46,14 +47,18 @@ def create_in(
             assert sv is not None
             return FhirResponse(200, sv.body, version_headers(base, sv))
     new_id = id or str(uuid.uuid4())
-    sv = session.write(resource_type, new_id, resource, "POST")
+    sv = session.insert_new(prepare_new(resource_type, new_id, resource, svc.repo.indexer))
     return FhirResponse(201, sv.body, version_headers(base, sv))
 
 
 def create(svc: Services, req: FhirRequest) -> FhirResponse:
     assert req.resource_type
     resource = svc.validator.validate_body(req.resource_type, req.resource, expect_id=None)
-    with svc.repo.writer() as session:
-        return create_in(
-            svc, session, req.base, req.resource_type, resource, req.header("if-none-exist")
-        )
+    if_none_exist = req.header("if-none-exist")
+    if if_none_exist:
+        with svc.repo.writer() as session:
+            return create_in(svc, session, req.base, req.resource_type, resource, if_none_exist)
+    # Body and index rows are built before the write transaction opens: writers queue on it.
+    prepared = prepare_new(req.resource_type, str(uuid.uuid4()), resource, svc.repo.indexer)
+    sv = svc.repo.insert_new(prepared)
+    return FhirResponse(201, sv.body, version_headers(req.base, sv))

@@ -22,7 +22,7 @@ def live_version(session: Session, resource_type: str, id: str) -> StoredVersion
 def read(svc: Services, req: FhirRequest) -> FhirResponse:
     assert req.resource_type and req.id
     check_id(req.id)
-    with svc.repo.reader() as session:
+    with svc.repo.reader(consistent=False) as session:
         sv = live_version(session, req.resource_type, req.id)
     headers = version_headers(req.base, sv)
     del headers["Location"]

@@ -11,7 +11,7 @@ def vread(svc: Services, req: FhirRequest) -> FhirResponse:
     check_id(req.id)
     if not req.vid.isdigit():
         raise invalid("version id must be a positive integer", "vid")
-    with svc.repo.reader() as session:
+    with svc.repo.reader(consistent=False) as session:
         sv = session.version(req.resource_type, req.id, int(req.vid))
     if sv is None:
         raise FhirError(Category.NOT_FOUND, f"{req.resource_type}/{req.id} has no such version")
