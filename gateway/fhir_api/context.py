@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from gateway.validation.validator import Validator
 
 ID_RE = re.compile(r"^[A-Za-z0-9\-\.]{1,64}$")
+_DIGITS = re.compile(r"[0-9]+")
+# Integers from the request are bounded before they reach SQL (SQLite and PostgreSQL hold 64 bits).
+INT_CAP = 2**62
 
 # The resource types this gateway serves (issue 2); the CapabilityStatement lists exactly these.
 RESOURCE_TYPES: tuple[str, ...] = (
@@ -99,11 +102,23 @@ def version_headers(base: str, sv: StoredVersion) -> dict[str, str]:
     }
 
 
+def digits(text: str, cap: int = INT_CAP) -> int | None:
+    """The value of a string of ASCII digits, at most `cap`; None for anything else.
+
+    Not `str.isdigit`: it also accepts '²' and other digits that `int()` rejects, and a very long
+    string of digits would exceed what `int()` parses and what the database stores.
+    """
+    if not _DIGITS.fullmatch(text):
+        return None
+    text = text.lstrip("0") or "0"
+    return cap if len(text) > len(str(cap)) else min(int(text), cap)
+
+
 def parse_etag(value: str, where: str = "If-Match") -> int:
     """`W/"3"` or `"3"` or `3` -> 3."""
     text = value.strip()
     text = text[2:] if text.startswith("W/") else text
-    text = text.strip('"')
-    if not text.isdigit():
+    version = digits(text.strip('"'))
+    if version is None:
         raise invalid(f'{where} must be a version ETag such as W/"3"', where)
-    return int(text)
+    return version

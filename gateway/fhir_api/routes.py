@@ -17,7 +17,13 @@ from starlette.concurrency import run_in_threadpool
 from gateway.errors import Category, FhirError, invalid
 from gateway.fhir_api import formats
 from gateway.fhir_api.capability import capability_statement
-from gateway.fhir_api.context import RESOURCE_TYPES, FhirRequest, FhirResponse, Services
+from gateway.fhir_api.context import (
+    RESOURCE_TYPES,
+    FhirRequest,
+    FhirResponse,
+    Services,
+    digits,
+)
 from gateway.fhir_api.interactions import (
     create,
     delete,
@@ -103,9 +109,9 @@ async def _build(
         raise FhirError(
             Category.NOT_FOUND, f"resource type '{resource_type[:60]}' is not served here"
         )
-    declared = request.headers.get("content-length")
+    declared = digits(request.headers.get("content-length") or "")
     limit = svc.settings.max_body_bytes
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared > limit:
         raise FhirError(Category.TOO_LARGE, f"the body is larger than {limit} bytes")
     raw = b""
     if request.method in ("POST", "PUT", "PATCH"):

@@ -12,10 +12,11 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from gateway.errors import invalid
 
-_DATE_RE = re.compile(
+_DATE_RE = re.compile(  # ASCII digits only, as in R4 datatypes.html#dateTime
     r"^(?P<y>\d{4})(-(?P<m>\d{2})(-(?P<d>\d{2})"
     r"(T(?P<H>\d{2}):(?P<M>\d{2})(:(?P<S>\d{2})(?P<f>\.\d+)?)?"
-    r"(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$"
+    r"(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$",
+    re.ASCII,
 )
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MIN_US = -(2**62)
@@ -24,6 +25,15 @@ MAX_US = 2**62
 
 def _us(dt: datetime) -> int:
     return (dt - EPOCH) // timedelta(microseconds=1)
+
+
+def _end_us(lo: datetime, width: timedelta) -> int:
+    """The last microsecond of [lo, lo + width). `datetime` stops at year 9999, so a range that
+    reaches past it (9999-12-31, a late instant with a negative offset) is summed in integers."""
+    try:
+        return _us(lo + width) - 1
+    except OverflowError:
+        return _us(lo) + width // timedelta(microseconds=1) - 1
 
 
 def date_range(value: str, where: str = "date") -> tuple[int, int]:
@@ -35,17 +45,16 @@ def date_range(value: str, where: str = "date") -> tuple[int, int]:
         y = int(m["y"])
         if m["m"] is None:
             lo = datetime(y, 1, 1, tzinfo=UTC)
-            hi = datetime(y + 1, 1, 1, tzinfo=UTC) if y < 9999 else datetime.max.replace(tzinfo=UTC)
-            return _us(lo), _us(hi) - 1
+            return _us(lo), _end_us(lo, timedelta(days=366 if calendar.isleap(y) else 365))
         mo = int(m["m"])
         if m["d"] is None:
             lo = datetime(y, mo, 1, tzinfo=UTC)
             days = calendar.monthrange(y, mo)[1]
-            return _us(lo), _us(lo + timedelta(days=days)) - 1
+            return _us(lo), _end_us(lo, timedelta(days=days))
         d = int(m["d"])
         if m["H"] is None:
             lo = datetime(y, mo, d, tzinfo=UTC)
-            return _us(lo), _us(lo + timedelta(days=1)) - 1
+            return _us(lo), _end_us(lo, timedelta(days=1))
         tz = UTC
         if m["tz"] and m["tz"] != "Z":
             sign = 1 if m["tz"][0] == "+" else -1
@@ -61,7 +70,7 @@ def date_range(value: str, where: str = "date") -> tuple[int, int]:
             width = timedelta(microseconds=10 ** max(0, 6 - (len(frac) - 1)))
         else:
             width = timedelta(seconds=1)
-        return _us(lo), _us(lo + width) - 1
+        return _us(lo), _end_us(lo, width)
     except ValueError as e:
         raise invalid(f"'{value[:40]}' is not a valid date: {e}", where) from None
 

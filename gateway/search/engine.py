@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from gateway.errors import Category, FhirError, invalid
+from gateway.fhir_api.context import digits
 from gateway.search import paging
 from gateway.search.bundle import Page, disclose_page
 from gateway.search.criteria import Ctx
@@ -122,11 +123,10 @@ class SearchEngine:
         if req.resource_type and req.resource_type != snap.resource_type:
             raise invalid("_getpages belongs to a search of another resource type", "_getpages")
         s = svc.settings
-        offset_text = req.param("_getpagesoffset") or "0"
-        count_text = req.param("_count") or str(s.default_page_size)
-        if not offset_text.isdigit() or not count_text.isdigit() or int(count_text) == 0:
+        offset = digits(req.param("_getpagesoffset") or "0")
+        n = digits(req.param("_count") or str(s.default_page_size), s.max_page_size)
+        if offset is None or not n:
             raise invalid("_getpagesoffset and _count must be positive integers", "_getpages")
-        offset, n = int(offset_text), min(int(count_text), s.max_page_size)
         paging.check_offset(snap, offset)
         q = parse(snap.resource_type, snap.params, n, s.max_page_size)
         matches = [(snap.resource_type, i) for i in snap.ids[offset : offset + n]]

@@ -29,15 +29,6 @@ def lenient_outcome(q: Query) -> dict[str, Any] | None:
         }
         for name in q.ignored
     ]
-    if q.summary == "true":
-        issues.append(
-            {
-                "severity": "information",
-                "code": "informational",
-                "diagnostics": "_summary=true is served as the full resources",
-                "expression": ["_summary"],
-            }
-        )
     return {"resourceType": "OperationOutcome", "issue": issues} if issues else None
 
 

@@ -9,6 +9,7 @@ never carry anything but our own paging parameters and the caller's shaping para
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from gateway.errors import invalid
 from gateway.storage.base import Session
 
 TTL_US = 3600 * 1_000_000
+_SNAPSHOT_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex, see new_snapshot
 # Parameters repeated on page links: they shape each page, not which resources match.
 CARRIED = ("_include", "_revinclude", "_elements", "_summary", "_total", "_format", "_pretty")
 
@@ -57,6 +59,8 @@ def store(session: Session, snap: Snapshot) -> None:
 
 
 def load(session: Session, sid: str) -> Snapshot:
+    if not _SNAPSHOT_ID.fullmatch(sid):  # never send text the database cannot hold (NUL)
+        raise invalid("this search page has expired; repeat the search", "_getpages")
     rows = session.query(
         "SELECT created_us, total, keys, query FROM search_snapshots WHERE id = ?", (sid,)
     )

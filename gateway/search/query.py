@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gateway.errors import invalid
+from gateway.fhir_api.context import digits
 from gateway.search.registry import params_for
 
 # Shape the response (handled in routes or by the engine), never criteria.
@@ -46,9 +47,10 @@ def known(resource_type: str, name: str) -> bool:
 
 
 def _count(value: str, maximum: int) -> int:
-    if not value.isdigit():
+    count = digits(value, maximum)
+    if count is None:
         raise invalid("_count must be a non-negative integer", "_count")
-    return min(int(value), maximum)
+    return count
 
 
 def _sort(value: str, resource_type: str) -> list[tuple[str, bool]]:
@@ -74,6 +76,9 @@ def parse(
 ) -> Query:
     q = Query(resource_type, count=default_count)
     for name, value in params:
+        if "\x00" in name or "\x00" in value:
+            # No stored value holds NUL, and PostgreSQL text cannot even be compared with one.
+            raise invalid("a search parameter must not contain a NUL character", name[:60] or "?")
         base = name.split(":", 1)[0]
         if name in RESPONSE_PARAMS:
             continue

@@ -9,6 +9,7 @@ value from the client's record in a message (messages name paths and rules only)
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from gateway.errors import Issue
@@ -37,6 +38,11 @@ _SHAPE = {
     INTEGER: "expects a JSON integer",
     DECIMAL: "expects a JSON number",
 }
+
+
+# R4 datatypes.html#string: no characters below U+0020 but tab, CR and LF. NUL also cannot be
+# stored (PostgreSQL jsonb) and the others cannot be written as XML.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 class _Walk:
@@ -112,6 +118,9 @@ class _Walk:
         if not ok:
             path = f"{parent}.{name}" if name[0] != "[" else parent + name
             self.fail(f"{path}: {_SHAPE[kind]}", path, "structure")
+        elif kind == STRING and _CONTROL.search(value):
+            path = f"{parent}.{name}" if name[0] != "[" else parent + name
+            self.fail(f"{path}: a string must not contain control characters", path)
         elif spec.check == CODE and value not in spec.allowed:  # type: ignore[operator]
             path = f"{parent}.{name}" if name[0] != "[" else parent + name
             self.fail(f"{path}: the code is not in the required ValueSet {spec.binding}", path)

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 import orjson
 
 from gateway.errors import invalid
-from gateway.fhir_api.context import FhirRequest, FhirResponse, Services, check_id
+from gateway.fhir_api.context import FhirRequest, FhirResponse, Services, check_id, digits
 from gateway.search.dates import parse_instant_us
 from gateway.storage.base import StoredVersion
 
@@ -22,9 +22,10 @@ def _int_param(req: FhirRequest, name: str, default: int, maximum: int) -> int:
     raw = req.param(name)
     if raw is None:
         return default
-    if not raw.isdigit():
+    value = digits(raw, maximum)
+    if value is None:
         raise invalid(f"{name} must be a non-negative integer", name)
-    return min(int(raw), maximum)
+    return value
 
 
 def history_entry(base: str, sv: StoredVersion) -> dict[str, Any]:
@@ -54,8 +55,7 @@ def history(svc: Services, req: FhirRequest) -> FhirResponse:
     offset = _int_param(req, "_offset", 0, 10**9)
     since = req.param("_since")
     since_us = parse_instant_us(since, "_since") if since else None
-    at_most = req.param("_at_most")
-    at_most_us = int(at_most) if at_most and at_most.isdigit() else time.time_ns() // 1000
+    at_most_us = digits(req.param("_at_most") or "") or time.time_ns() // 1000
     with svc.repo.reader() as session:
         if req.id is not None:
             assert req.resource_type

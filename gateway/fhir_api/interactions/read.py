@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.errors import Category, FhirError
+from gateway.fhir_api import elements
 from gateway.fhir_api.context import FhirRequest, FhirResponse, Services, check_id, version_headers
 from gateway.storage.base import Session, StoredVersion
 
@@ -26,4 +27,5 @@ def read(svc: Services, req: FhirRequest) -> FhirResponse:
         sv = live_version(session, req.resource_type, req.id)
     headers = version_headers(req.base, sv)
     del headers["Location"]
-    return FhirResponse(200, sv.body, headers)
+    body = elements.for_read(sv.body, req.param("_elements"), req.param("_summary"))
+    return FhirResponse(200, body, headers)

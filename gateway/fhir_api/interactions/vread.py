@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 from gateway.errors import Category, FhirError, invalid
-from gateway.fhir_api.context import FhirRequest, FhirResponse, Services, check_id, version_headers
+from gateway.fhir_api import elements
+from gateway.fhir_api.context import (
+    FhirRequest,
+    FhirResponse,
+    Services,
+    check_id,
+    digits,
+    version_headers,
+)
 
 
 def vread(svc: Services, req: FhirRequest) -> FhirResponse:
     assert req.resource_type and req.id and req.vid is not None
     check_id(req.id)
-    if not req.vid.isdigit():
+    vid = digits(req.vid)
+    if vid is None:
         raise invalid("version id must be a positive integer", "vid")
     with svc.repo.reader(consistent=False) as session:
-        sv = session.version(req.resource_type, req.id, int(req.vid))
+        sv = session.version(req.resource_type, req.id, vid)
     if sv is None:
         raise FhirError(Category.NOT_FOUND, f"{req.resource_type}/{req.id} has no such version")
     if sv.deleted:
@@ -21,4 +30,5 @@ def vread(svc: Services, req: FhirRequest) -> FhirResponse:
         )
     headers = version_headers(req.base, sv)
     del headers["Location"]
-    return FhirResponse(200, sv.body, headers)
+    body = elements.for_read(sv.body, req.param("_elements"), req.param("_summary"))
+    return FhirResponse(200, body, headers)

@@ -20,9 +20,10 @@ def test_sort_by_param_descending_and_multiple_keys(plans: TestClient) -> None:
 
 
 def test_elements_keeps_mandatory_and_listed_and_tags_subsetted(plans: TestClient) -> None:
-    found = search(plans, "CarePlan?_id=cp1&_elements=status,CarePlan.intent")
+    found = search(plans, "CarePlan?_id=cp1&_elements=CarePlan.intent,category")
     res = found["entry"][0]["resource"]
-    assert set(res) == {"resourceType", "id", "meta", "status", "intent"}
+    # status, intent and subject are 1..1 in CarePlan: kept whether asked for or not.
+    assert set(res) - {"category"} == {"resourceType", "id", "meta", "status", "intent", "subject"}
     assert res["meta"]["tag"][-1]["code"] == "SUBSETTED"
 
 
@@ -36,11 +37,13 @@ def test_summary_data_drops_narrative(client: TestClient) -> None:
     from tests.gateway.search.conftest import put
 
     text = {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">x</div>'}
-    put(client, {"resourceType": "Basic", "id": "b", "text": text, "code": {"text": "x"}})
+    basic = {"resourceType": "Basic", "id": "b", "text": text, "code": {"text": "x"}}
+    put(client, {**basic, "created": "2026-01-02"})
     data = search(client, "Basic?_summary=data")["entry"][0]["resource"]
-    assert "text" not in data and "code" in data
+    assert "text" not in data and "code" in data and "created" in data
     only_text = search(client, "Basic?_summary=text")["entry"][0]["resource"]
-    assert "text" in only_text and "code" not in only_text
+    # text: the narrative plus the mandatory elements (Basic.code is 1..1), nothing else
+    assert "text" in only_text and "code" in only_text and "created" not in only_text
 
 
 def test_total_none_omits_total(plans: TestClient) -> None:
