@@ -27,7 +27,7 @@ def test_insert_new_stores_version_history_and_index(repo: Repository) -> None:
 
 
 def test_concurrent_creates_are_all_stored_once(repo: Repository) -> None:
-    """40 threads × 10 creates: group commit must neither lose nor duplicate any."""
+    """40 threads making 10 creates each: group commit must neither lose nor duplicate any."""
     made: list[str] = []
     lock = threading.Lock()
     start = threading.Barrier(40)
