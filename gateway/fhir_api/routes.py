@@ -6,6 +6,7 @@ place; an unexpected exception is logged without request data and answered as a 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from urllib.parse import parse_qsl
 
@@ -41,6 +42,9 @@ Interaction = Callable[[Services, FhirRequest], FhirResponse]
 
 # Parameters that shape the response rather than select data; handled here, not by interactions.
 FORMAT_PARAMS = ("_format", "_pretty")
+# Headers that carry one value: a repeated one is ambiguous (which condition holds?), so a 400.
+# Others repeat by the HTTP rule and are joined with ", " (RFC 9110 section 5.3).
+SINGLE_HEADERS = ("content-type", "if-match", "if-none-exist", "if-none-match", "if-modified-since")
 
 
 def _base(request: Request, svc: Services) -> str:
@@ -49,9 +53,20 @@ def _base(request: Request, svc: Services) -> str:
     return str(request.base_url).rstrip("/") + "/fhir"
 
 
+def _headers(request: Request) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in request.headers.items():
+        key = name.lower()
+        if key in out and key in SINGLE_HEADERS:
+            raise invalid(f"the {key} header is given more than once", key)
+        out[key] = f"{out[key]}, {value}" if key in out else value
+    return out
+
+
 def _prefer(req: FhirRequest) -> dict[str, str]:
     out = {}
-    for part in (req.header("prefer") or "").split(";"):
+    # Preferences are separated by ";" or "," (RFC 7240 lists several in one header).
+    for part in re.split(r"[;,]", req.header("prefer") or ""):
         if "=" in part:
             k, v = part.split("=", 1)
             out[k.strip().lower()] = v.strip().strip('"').lower()
@@ -130,9 +145,11 @@ async def _build(
         id=id,
         vid=vid,
         params=params,
-        headers={k.lower(): v for k, v in request.headers.items()},
+        headers=_headers(request),
         raw_body=raw,
     )
+    # An unsupported _format is refused before the interaction runs, not after it has written.
+    formats.negotiate(req.param("_format"), req.header("accept"))
     ctype = request.headers.get("content-type")
     if raw and formats.media_type(ctype) == "application/x-www-form-urlencoded":
         # POST [type]/_search carries its parameters in a form body.

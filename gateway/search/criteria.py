@@ -33,6 +33,10 @@ TABLE = {
 }
 
 
+# OR'd values of one criterion (`a,b,c`): each is one more level of SQL expression depth.
+MAX_VALUES = 100
+
+
 @dataclass(frozen=True)
 class Ctx:
     base: str  # our own absolute service base, to recognise our own absolute references
@@ -115,6 +119,8 @@ def ids_sql(rtype: str, name: str, value: str, ctx: Ctx) -> Sql:
     values = [v for v in _split(value) if v != ""]
     if not values:
         raise invalid(f"{name} needs a value", name)
+    if len(values) > MAX_VALUES:
+        raise invalid(f"{name} takes at most {MAX_VALUES} comma-separated values", name)
     if code in ("_id", "_lastUpdated"):
         return _resource_column(rtype, code, values, name)
     return _index_match(rtype, sp, modifier or None, values, ctx, name)

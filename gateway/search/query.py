@@ -16,6 +16,10 @@ from gateway.search.registry import params_for
 # Shape the response (handled in routes or by the engine), never criteria.
 RESPONSE_PARAMS = ("_format", "_pretty", "_getpages", "_getpagesoffset")
 INCLUDE_PARAMS = ("_include", "_revinclude")
+# Every criterion, chain link and `_has` level nests one more subquery: bounded well inside what
+# SQLite parses (its expression depth stops at 1000, its parser stack at about 6 nested `IN`s).
+MAX_CRITERIA = 100
+MAX_LINKS = 4
 
 
 @dataclass
@@ -58,7 +62,7 @@ def _sort(value: str, resource_type: str) -> list[tuple[str, bool]]:
     for part in value.split(","):
         part = part.strip()
         desc = part.startswith("-")
-        code = part.lstrip("-")
+        code = part[1:] if desc else part  # one "-" only: "--date" is not a sort key
         if code not in params_for(resource_type):
             raise invalid(f"_sort names unknown parameter '{code[:60]}'", "_sort")
         keys.append((code, desc))
@@ -69,6 +73,14 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise invalid(f"{name} must be one of {', '.join(allowed)}", name)
     return value
+
+
+def _criterion(name: str, value: str, before: int) -> Criterion:
+    if before >= MAX_CRITERIA:
+        raise invalid(f"a search takes at most {MAX_CRITERIA} criteria", name[:60])
+    if name.count(".") + name.count("_has:") > MAX_LINKS:
+        raise invalid(f"chains and _has nest at most {MAX_LINKS} levels", name[:60])
+    return Criterion(name, value)
 
 
 def parse(
@@ -97,7 +109,7 @@ def parse(
         elif name == "_total":
             q.total = _choice(name, value, ("none", "estimate", "accurate"))
         elif known(resource_type, name):
-            q.criteria.append(Criterion(name, value))
+            q.criteria.append(_criterion(name, value, len(q.criteria)))
         else:
             q.ignored.append(name)
     return q

@@ -8,12 +8,17 @@ only; it must never write.
 
 from __future__ import annotations
 
+from gateway.errors import invalid
 from gateway.search.criteria import TABLE, Ctx, ids_sql
 from gateway.search.query import Query
 from gateway.search.registry import params_for
 from gateway.storage.base import Session
 
 Sql = tuple[str, list]
+# Chains over references to many types fan out (Communication?based-on.based-on… binds about a
+# thousand values for one search value): a search binding more than this is refused before it
+# reaches the database, which would either fail (SQLite's variable limit) or plan for seconds.
+MAX_BOUND_VALUES = 5000
 _SORT_COLUMN = {
     "token": ("code", "code"),
     "string": ("norm", "norm"),
@@ -32,6 +37,12 @@ def where(q: Query, ctx: Ctx) -> Sql:
         sql, a = ids_sql(q.resource_type, c.name, c.value, ctx)
         clauses.append(f"r.res_id IN ({sql})")
         args.extend(a)
+        if len(args) > MAX_BOUND_VALUES:
+            raise invalid(
+                "the search is too complex; use fewer values or shorter chains",
+                c.name[:60],
+                code="too-costly",
+            )
     return "WHERE " + " AND ".join(clauses), args
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 
 from gateway.errors import invalid
-from gateway.fhir_api.context import RESOURCE_TYPES, check_id
+from gateway.fhir_api.context import RESOURCE_TYPES, check_id, digits
 
 # Response-shaping parameters, not criteria (routes.py handles them for plain requests).
 _FORMAT_PARAMS = ("_format", "_pretty")
@@ -69,9 +69,10 @@ def parse_url(url: str, base: str, method: str, where: str) -> Target:
             raise invalid(f"{where}: POST takes a type, not an id (the server assigns it)", where)
         return Target(resource_type, check_id(parts[1], where), params=params)
     if len(parts) == 4 and parts[2] == "_history" and method == "GET":
-        if not parts[3].isdigit():
+        vid = digits(parts[3])
+        if vid is None:
             raise invalid(f"{where}: a version id is a positive integer", where)
-        return Target(resource_type, check_id(parts[1], where), parts[3])
+        return Target(resource_type, check_id(parts[1], where), str(vid))
     raise invalid(f"{where}: '{method} {path[:80]}' is not a supported entry request", where)
 
 

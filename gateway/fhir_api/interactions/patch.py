@@ -25,6 +25,39 @@ def parse_patch(raw: bytes) -> list[dict[str, Any]]:
     return ops
 
 
+_FAILURES = (
+    jsonpatch.JsonPatchException,
+    jsonpatch.JsonPointerException,
+    TypeError,
+    ValueError,
+    KeyError,
+    IndexError,
+)
+
+
+def apply_ops(resource: dict[str, Any], ops: list[dict[str, Any]]) -> Any:
+    """`resource` with `ops` applied one by one, so a failure names its operation. jsonpatch's
+    own messages quote the document, so they never reach the caller (no record values in
+    messages)."""
+    document: Any = resource
+    for i, op in enumerate(ops):
+        where = f"body[{i}]"
+        name, path = str(op.get("op"))[:20], str(op.get("path"))[:80]
+        try:
+            document = jsonpatch.apply_patch(document, [op], in_place=True)
+        except jsonpatch.JsonPatchTestFailed:
+            raise FhirError(
+                Category.UNPROCESSABLE, f"JSON Patch test at '{path}' failed", (where,)
+            ) from None
+        except _FAILURES:
+            raise FhirError(
+                Category.UNPROCESSABLE,
+                f"JSON Patch operation '{name}' at '{path}' could not be applied",
+                (where,),
+            ) from None
+    return document
+
+
 def patch_in(
     svc: Services,
     session: Session,
@@ -36,14 +69,11 @@ def patch_in(
 ) -> FhirResponse:
     session.lock(f"{resource_type}/{id}")
     current = live_version(session, resource_type, id)
-    try:
-        patched = jsonpatch.apply_patch(orjson.loads(current.body), ops)
-    except jsonpatch.JsonPatchTestFailed as e:
-        raise FhirError(Category.UNPROCESSABLE, f"JSON Patch test failed: {e}") from None
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as e:
-        raise FhirError(Category.UNPROCESSABLE, f"JSON Patch could not be applied: {e}") from None
+    patched = apply_ops(orjson.loads(current.body), ops)
     if not isinstance(patched, dict):
-        raise FhirError(Category.UNPROCESSABLE, "JSON Patch must leave a resource object")
+        raise FhirError(
+            Category.UNPROCESSABLE, "JSON Patch must leave a resource object", ("body",)
+        )
     resource = svc.validator.validate_body(resource_type, patched, expect_id=id)
     return update_in(svc, session, base, resource_type, id, resource, if_match, method="PATCH")
 

@@ -143,3 +143,16 @@ def test_a_paged_search_entry_links_to_its_next_page(client: TestClient) -> None
     assert len(bundle["entry"]) == 1 and bundle["total"] == 2
     next_url = next(link["url"] for link in bundle["link"] if link["relation"] == "next")
     assert client.get(next_url).json()["entry"][0]["resource"]["id"] in ("p1", "p2")
+
+
+def test_odd_version_ids_fail_their_entry_only(client: TestClient) -> None:
+    """'²' passes str.isdigit but not int(); a 30-digit version overflows the database."""
+    client.put("/fhir/Patient/p1", json=patient(id="p1"))
+    entries = [
+        {"request": {"method": "GET", "url": "Patient/p1/_history/²"}},
+        {"request": {"method": "GET", "url": "Patient/p1/_history/" + "9" * 30}},
+        {"request": {"method": "GET", "url": "Patient/p1/_history/1"}},
+    ]
+    r = post_batch(client, entries)
+    assert r.status_code == 200
+    assert statuses(r) == ["400 Bad Request", "404 Not Found", "200 OK"]
