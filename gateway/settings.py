@@ -25,3 +25,5 @@ class Settings:
     max_json_depth: int = 64
     max_bundle_entries: int = 10_000
     load_samples: bool = False
+    # Threads per process running FHIR interactions; 0 picks by store (SQLite 8, PostgreSQL 32).
+    worker_threads: int = field(default_factory=lambda: int(_env("WORKER_THREADS", "0")))

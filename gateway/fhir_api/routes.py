@@ -10,10 +10,11 @@ import re
 from collections.abc import Callable
 from urllib.parse import parse_qsl
 
+import anyio.to_thread
 import orjson
+from anyio import CapacityLimiter
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from gateway.errors import Category, FhirError, invalid
 from gateway.fhir_api import formats
@@ -173,6 +174,11 @@ def install(app: FastAPI, svc: Services) -> None:
     # cheaper on the event loop than the thread hand-off around it. PostgreSQL waits on the
     # network, so there every interaction runs in the thread pool.
     quick_reads = svc.repo.dialect == "sqlite"
+    # Interactions are CPU-bound Python plus, on SQLite, in-process database work: beyond a few
+    # threads they only contend for the GIL, and every SQLite thread keeps its own connection
+    # and page cache. PostgreSQL threads mostly wait on the network, so more of them pay off.
+    threads = svc.settings.worker_threads or (8 if quick_reads else 32)
+    limiter = CapacityLimiter(threads)
 
     def route(path: str, methods: list[str], interaction: Interaction, quick: bool = False) -> None:
         inline = quick and quick_reads
@@ -185,7 +191,7 @@ def install(app: FastAPI, svc: Services) -> None:
                 if inline:
                     resp = interaction(svc, req)
                 else:
-                    resp = await run_in_threadpool(interaction, svc, req)
+                    resp = await anyio.to_thread.run_sync(interaction, svc, req, limiter=limiter)
                 return _respond(req, resp)
             except FhirError as err:
                 return _error(req, err)

@@ -83,6 +83,7 @@ class SqliteRepository:
             )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA mmap_size=1073741824")
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
             self._local.conn = conn
             with self._lock:
@@ -152,8 +153,11 @@ class SqliteRepository:
                 fcntl.flock(self._queue_fd, fcntl.LOCK_EX)
             try:
                 with self._tx("BEGIN IMMEDIATE") as session:
-                    for item in batch:
-                        _insert_isolated(session, item)
+                    if len(batch) == 1:  # alone in its group: its failure is the group's
+                        session.insert_new(batch[0].prepared)
+                    else:
+                        for item in batch:
+                            _insert_isolated(session, item)
             finally:
                 if self._queue_fd is not None:
                     fcntl.flock(self._queue_fd, fcntl.LOCK_UN)

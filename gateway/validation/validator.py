@@ -37,18 +37,19 @@ def structure_issues(resource_type: str, resource: dict[str, Any]) -> list[Issue
             code = "structure" if err.get("type") == "extra_forbidden" else "value"
             issues.append(Issue(f"{where}: {err.get('msg', 'invalid')}", (where,), code=code))
         return issues
-    except Exception:  # fhir_core raises KeyError, ValueError... on odd input
-        return [Issue(f"{resource_type}: the resource does not match its model", (resource_type,))]
+    except Exception:  # fhir_core raises KeyError, ValueError... on odd input, with no path
+        return [Issue(f"{resource_type}: {_NO_PATH}", (resource_type,))]
     return []
 
 
+_NO_PATH = "the resource does not match its model"
+
+
 def _merged(structure: list[Issue], rules: list[Issue]) -> list[Issue]:
-    """Both lists, one issue per path (the structure finding wins); a rule issue replaces the
-    generic one fhir_core gives when it fails without a path."""
-    if len(structure) == 1 and structure[0].expression in ((), (structure[0].expression[:1])):
-        generic = structure[0].diagnostics.endswith("does not match its model")
-        if generic and rules:
-            return rules
+    """Both lists, one issue per path (the structure finding wins); rule issues replace the
+    path-less one left when fhir_core fails without saying where."""
+    if rules and len(structure) == 1 and structure[0].diagnostics.endswith(_NO_PATH):
+        return rules
     seen = {i.expression for i in structure}
     return structure + [i for i in rules if i.expression not in seen]
 
