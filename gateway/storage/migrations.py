@@ -5,6 +5,9 @@ Never edit a migration that has shipped: add a new one. `schema_migrations` reco
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 INDEX_TABLES = {
     # table: column definitions after (res_type, res_id, param)
     "sp_token": "system TEXT NOT NULL, code TEXT NOT NULL",
@@ -64,6 +67,24 @@ def _v1(blob: str, serial: str, extra_resource_cols: str) -> list[str]:
             keys TEXT NOT NULL, query TEXT NOT NULL)""",
         *_index_ddl(),
     ]
+
+
+CREATE_LEDGER = "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)"
+DONE = "SELECT version FROM schema_migrations"
+RECORD = "INSERT INTO schema_migrations (version) VALUES (?)"
+
+
+def apply_pending(dialect: str, execute: Callable[..., Any]) -> None:
+    """Run every migration of `dialect` not yet recorded, inside the caller's transaction
+    (which also holds whatever lock keeps two starting processes from migrating at once)."""
+    execute(CREATE_LEDGER)
+    done = {row[0] for row in execute(DONE).fetchall()}
+    for number, statements in enumerate(MIGRATIONS[dialect], start=1):
+        if number in done:
+            continue
+        for statement in statements:
+            execute(statement)
+        execute(RECORD if dialect == "sqlite" else RECORD.replace("?", "%s"), (number,))
 
 
 MIGRATIONS: dict[str, list[list[str]]] = {

@@ -15,7 +15,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from gateway.errors import Category, FhirError
 from gateway.storage.base import Indexer, StoredVersion
-from gateway.storage.migrations import MIGRATIONS
+from gateway.storage.migrations import apply_pending
 from gateway.storage.sql import POSTGRES, Prepared, SqlSession
 
 _RETRYABLE = (
@@ -72,16 +72,7 @@ class PostgresRepository:
         with self.pool.connection() as conn, conn.transaction():
             # One migrator at a time when several gateway processes start together.
             conn.execute("SELECT pg_advisory_xact_lock(7283910)")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)"
-            )
-            done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-            for number, statements in enumerate(MIGRATIONS["postgres"], start=1):
-                if number in done:
-                    continue
-                for statement in statements:
-                    conn.execute(statement)
-                conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (number,))
+            apply_pending("postgres", conn.execute)
 
     def close(self) -> None:
         self.pool.close()

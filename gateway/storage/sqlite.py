@@ -20,7 +20,7 @@ from pathlib import Path
 
 from gateway.errors import Category, FhirError
 from gateway.storage.base import Indexer, StoredVersion
-from gateway.storage.migrations import MIGRATIONS
+from gateway.storage.migrations import apply_pending
 from gateway.storage.sql import SQLITE, Prepared, SqlSession
 
 
@@ -171,16 +171,7 @@ class SqliteRepository:
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)"
-            )
-            done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-            for number, statements in enumerate(MIGRATIONS["sqlite"], start=1):
-                if number in done:
-                    continue
-                for statement in statements:
-                    conn.execute(statement)
-                conn.execute("INSERT INTO schema_migrations (version) VALUES (?)", (number,))
+            apply_pending("sqlite", conn.execute)
         except BaseException:
             conn.execute("ROLLBACK")
             raise

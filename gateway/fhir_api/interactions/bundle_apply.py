@@ -21,6 +21,7 @@ from gateway.fhir_api.context import (
 )
 from gateway.fhir_api.interactions.bundle_entries import Entry
 from gateway.fhir_api.interactions.bundle_refs import References
+from gateway.fhir_api.interactions.conditional import single_match
 from gateway.fhir_api.interactions.create import create_in
 from gateway.fhir_api.interactions.delete import delete_in
 from gateway.fhir_api.interactions.patch import patch_in
@@ -29,23 +30,6 @@ from gateway.fhir_api.interactions.update import update_in
 from gateway.storage.base import Session
 
 Key = tuple[str, str]
-
-
-def _matches(
-    svc: Services, session: Session, resource_type: str, params: list[tuple[str, str]]
-) -> list[Key]:
-    # The same lock create/update/delete take, so two conditional writers cannot both miss.
-    session.lock(f"conditional-create:{resource_type}")
-    return svc.search.match_keys(session, resource_type, params)
-
-
-def _at_most_one(matches: list[Key], what: str) -> Key | None:
-    if len(matches) > 1:
-        raise FhirError(
-            Category.PRECONDITION_FAILED,
-            f"{what} matched {len(matches)} resources; criteria must be more selective",
-        )
-    return matches[0] if matches else None
 
 
 def resolve_target(svc: Services, session: Session, entry: Entry, refs: References) -> None:
@@ -59,8 +43,9 @@ def resolve_target(svc: Services, session: Session, entry: Entry, refs: Referenc
         entry.key = (target.resource_type, target.id)
     else:
         params = refs.params(target.params)
-        found = _matches(svc, session, target.resource_type, params)
-        entry.key = _at_most_one(found, f"conditional {entry.method}")
+        entry.key = single_match(
+            svc, session, target.resource_type, params, f"conditional {entry.method}"
+        )
         if entry.key is None and entry.method == "PUT":
             entry.key = (target.resource_type, str(uuid.uuid4()))
         elif entry.key is None and entry.method == "PATCH":
@@ -70,8 +55,8 @@ def resolve_target(svc: Services, session: Session, entry: Entry, refs: Referenc
 def _resolve_create(svc: Services, session: Session, entry: Entry, refs: References) -> None:
     resource_type = entry.target.resource_type
     if entry.if_none_exist:
-        found = _matches(svc, session, resource_type, refs.params(entry.if_none_exist))
-        entry.key = _at_most_one(found, "ifNoneExist")
+        params = refs.params(entry.if_none_exist)
+        entry.key = single_match(svc, session, resource_type, params, "ifNoneExist")
         if entry.key is not None:
             entry.matched = True
             return

@@ -5,22 +5,11 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
-from urllib.parse import parse_qsl
 
-from gateway.errors import Category, FhirError
 from gateway.fhir_api.context import FhirRequest, FhirResponse, Services, version_headers
+from gateway.fhir_api.interactions.conditional import single_match
 from gateway.storage.base import Session
 from gateway.storage.sql import prepare_new
-
-
-def conditional_matches(
-    svc: Services, session: Session, resource_type: str, query: str
-) -> list[tuple[str, str]]:
-    """Keys of the live resources matching a conditional query string (`identifier=a|b`)."""
-    params = parse_qsl(query.lstrip("?"), keep_blank_values=True)
-    if not params:
-        raise FhirError(Category.INVALID, "a conditional request needs search criteria")
-    return svc.search.match_keys(session, resource_type, params)
 
 
 def create_in(
@@ -34,16 +23,9 @@ def create_in(
 ) -> FhirResponse:
     """Create inside an open writer session; `resource` is already validated."""
     if if_none_exist:
-        # One conditional create per type at a time, so two cannot both see "no match".
-        session.lock(f"conditional-create:{resource_type}")
-        matches = conditional_matches(svc, session, resource_type, if_none_exist)
-        if len(matches) > 1:
-            raise FhirError(
-                Category.PRECONDITION_FAILED,
-                f"If-None-Exist matched {len(matches)} resources; criteria must be more selective",
-            )
-        if len(matches) == 1:
-            sv = session.current(*matches[0])
+        found = single_match(svc, session, resource_type, if_none_exist, "If-None-Exist")
+        if found is not None:
+            sv = session.current(*found)
             assert sv is not None
             return FhirResponse(200, sv.body, version_headers(base, sv))
     new_id = id or str(uuid.uuid4())

@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
-from gateway.errors import Category, FhirError
 from gateway.fhir_api.context import FhirRequest, FhirResponse, Services, check_id
-from gateway.fhir_api.interactions.create import conditional_matches
+from gateway.fhir_api.interactions.conditional import criteria, single_match
 from gateway.storage.base import Session
 
 
@@ -18,25 +15,18 @@ def delete_in(session: Session, resource_type: str, id: str) -> FhirResponse:
 
 
 def conditional_delete_in(
-    svc: Services, session: Session, resource_type: str, query: str
+    svc: Services, session: Session, resource_type: str, params: list[tuple[str, str]]
 ) -> FhirResponse:
-    session.lock(f"conditional-create:{resource_type}")
-    matches = conditional_matches(svc, session, resource_type, query)
-    if len(matches) > 1:
-        raise FhirError(
-            Category.PRECONDITION_FAILED,
-            f"conditional delete matched {len(matches)} resources; criteria must be more selective",
-        )
-    if not matches:
+    match = single_match(svc, session, resource_type, params, "conditional delete")
+    if match is None:
         return FhirResponse(204)
-    return delete_in(session, *matches[0])
+    return delete_in(session, *match)
 
 
 def delete(svc: Services, req: FhirRequest) -> FhirResponse:
     assert req.resource_type
     with svc.repo.writer() as session:
         if req.id is None:
-            query = urlencode([(k, v) for k, v in req.params if not k.startswith("_format")])
-            return conditional_delete_in(svc, session, req.resource_type, query)
+            return conditional_delete_in(svc, session, req.resource_type, criteria(req))
         check_id(req.id)
         return delete_in(session, req.resource_type, req.id)

@@ -25,6 +25,7 @@ from gateway.fhir_api.interactions.bundle_response import (
     response_bundle,
     success_entry,
 )
+from gateway.fhir_api.interactions.conditional import lock_key
 from gateway.storage.base import Session
 from gateway.validation.rules import rule_issues
 
@@ -99,7 +100,7 @@ class _Transaction:
             if e.method == "GET":
                 continue
             if e.if_none_exist is not None or (e.method != "POST" and t.conditional):
-                conditional.add(f"conditional-create:{t.resource_type}")
+                conditional.add(lock_key(t.resource_type))
             elif e.method != "POST" and t.id is not None:
                 resources.add(f"{t.resource_type}/{t.id}")
         for key in [*sorted(conditional), *sorted(resources)]:

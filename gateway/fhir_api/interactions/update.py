@@ -6,7 +6,6 @@ conditional update PUT [base]/[type]?criteria
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 import orjson
 
@@ -19,7 +18,8 @@ from gateway.fhir_api.context import (
     parse_etag,
     version_headers,
 )
-from gateway.fhir_api.interactions.create import conditional_matches, create_in
+from gateway.fhir_api.interactions.conditional import criteria, single_match
+from gateway.fhir_api.interactions.create import create_in
 from gateway.storage.base import Session
 
 _SERVER_META = ("versionId", "lastUpdated")
@@ -75,23 +75,17 @@ def conditional_update_in(
     session: Session,
     base: str,
     resource_type: str,
-    query: str,
+    criteria: list[tuple[str, str]],
     resource: dict[str, Any],
     if_match: str | None = None,
 ) -> FhirResponse:
-    session.lock(f"conditional-create:{resource_type}")
-    matches = conditional_matches(svc, session, resource_type, query)
-    if len(matches) > 1:
-        raise FhirError(
-            Category.PRECONDITION_FAILED,
-            f"conditional update matched {len(matches)} resources; criteria must be more selective",
-        )
+    match = single_match(svc, session, resource_type, criteria, "conditional update")
     body_id = resource.get("id")
-    if not matches:
+    if match is None:
         if body_id:
             return update_in(svc, session, base, resource_type, body_id, resource, if_match)
         return create_in(svc, session, base, resource_type, resource)
-    _, found = matches[0]
+    _, found = match
     if body_id and body_id != found:
         raise invalid(
             f"the body's id '{body_id}' differs from the matched resource's id",
@@ -105,11 +99,12 @@ def update(svc: Services, req: FhirRequest) -> FhirResponse:
     assert req.resource_type
     if_match = req.header("if-match")
     if req.id is None:
-        query = urlencode([(k, v) for k, v in req.params if not k.startswith("_format")])
-        resource = svc.validator.validate_body(req.resource_type, req.resource, expect_id=None)
+        # A body id is kept (and checked against the match), not dropped as on create.
+        body_id = req.resource.get("id") if isinstance(req.resource, dict) else None
+        resource = svc.validator.validate_body(req.resource_type, req.resource, expect_id=body_id)
         with svc.repo.writer() as session:
             return conditional_update_in(
-                svc, session, req.base, req.resource_type, query, resource, if_match
+                svc, session, req.base, req.resource_type, criteria(req), resource, if_match
             )
     check_id(req.id)
     resource = svc.validator.validate_body(req.resource_type, req.resource, expect_id=req.id)
