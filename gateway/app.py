@@ -13,6 +13,8 @@ from gateway.errors import Category, FhirError
 from gateway.fhir_api.context import Services
 from gateway.fhir_api.routes import install, outcome_response
 from gateway.search.engine import SearchEngine
+from gateway.security.authority import build_authority
+from gateway.security.routes import install_auth
 from gateway.settings import Settings
 from gateway.storage import open_repository
 from gateway.validation.validator import Validator
@@ -28,7 +30,13 @@ _HTTP_CATEGORY = {
 def build_services(settings: Settings) -> Services:
     search = SearchEngine()
     repo = open_repository(settings.database_url, search.index)
-    return Services(repo=repo, settings=settings, search=search, validator=Validator())
+    return Services(
+        repo=repo,
+        settings=settings,
+        search=search,
+        validator=Validator(),
+        security=build_authority(settings),
+    )
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -52,5 +60,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def request_error(request, exc: RequestValidationError):  # type: ignore[no-untyped-def]
         return outcome_response(FhirError(Category.INVALID, "the request is not well-formed"))
 
+    install_auth(app, svc)  # before the FHIR routes: /fhir/.well-known/… is not a resource type
     install(app, svc)
     return app

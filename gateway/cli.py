@@ -205,3 +205,24 @@ def validate(paths: tuple[Path, ...]) -> None:
     if problems:
         click.echo(f"{problems} problem(s)", err=True)
         sys.exit(1)
+
+
+@main.command()
+@click.option("--org", "org_name", required=True, help="client_id or Organization id, e.g. kela.")
+@click.option("--scope", "scopes", multiple=True, help="Repeatable; default: all registered.")
+@click.option("--base-url", help="Ask this running gateway (its root or FHIR base URL).")
+@_database_option
+def token(org_name: str, scopes: tuple[str, ...], base_url: str | None, database: str) -> None:
+    """Print an access token for a demo organisation (samples/organisations), signed with its
+    demo key: from a running gateway (--base-url) or issued here against --database."""
+    from gateway.security import demo_client
+
+    settings = Settings(database_url=absolute_database_url(database))
+    try:
+        if base_url:
+            access = demo_client.remote_token(settings, org_name, scopes, base_url)
+        else:
+            access = demo_client.local_token(settings, org_name, scopes)
+    except demo_client.TokenFailed as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(access)

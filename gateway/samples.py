@@ -17,7 +17,7 @@ from typing import Any
 
 from gateway.errors import FhirError, invalid
 from gateway.fhir_api import formats
-from gateway.fhir_api.context import FhirRequest, FhirResponse, Services
+from gateway.fhir_api.context import RESOURCE_TYPES, FhirRequest, FhirResponse, Services
 from gateway.fhir_api.interactions import create, transaction, update
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples" / "bundles"
@@ -71,6 +71,8 @@ def load_resource(svc: Services, resource: Any, base: str = OFFLINE_BASE) -> Fhi
     if not isinstance(resource, dict):
         raise invalid("a FHIR resource must be a JSON object", "resourceType")
     rtype, rid = str(resource.get("resourceType", "")), resource.get("id")
+    if rtype not in RESOURCE_TYPES:  # as the REST routes do before any interaction runs
+        raise invalid(f"resourceType '{rtype[:40]}' is not served by this gateway", "resourceType")
     if isinstance(rid, str):
         req = FhirRequest(method="PUT", base=base, resource_type=rtype, id=rid, resource=resource)
         return update.update(svc, req)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
+
+ORGANISATIONS_DIR = Path(__file__).resolve().parent.parent / "samples" / "organisations"
 
 
 def _env(name: str, default: str) -> str:
@@ -27,3 +30,16 @@ class Settings:
     load_samples: bool = False
     # Threads per process running FHIR interactions; 0 picks by store (SQLite 8, PostgreSQL 32).
     worker_threads: int = field(default_factory=lambda: int(_env("WORKER_THREADS", "0")))
+    # Authentication (gateway/security/). Off by default until the test suite moves to tokens.
+    require_auth: bool = field(default_factory=lambda: _env("REQUIRE_AUTH", "0") in ("1", "true"))
+    # One registration file per organisation that may ask for tokens (client_id, keys, scopes).
+    organisations_dir: str = field(
+        default_factory=lambda: _env("ORGANISATIONS", str(ORGANISATIONS_DIR))
+    )
+    # The gateway's access-token key; default: beside the SQLite file (./data for PostgreSQL),
+    # created on first use. Several hosts sharing one PostgreSQL must be given the same file.
+    token_key_file: str | None = field(
+        default_factory=lambda: os.environ.get("PLAN_GATEWAY_TOKEN_KEY_FILE")
+    )
+    token_lifetime_s: int = 300  # capped at 300 (SMART Backend Services)
+    jwks_cache_seconds: float = 300.0  # how long a fetched organisation JWKS is trusted

@@ -15,6 +15,8 @@ from gateway.errors import invalid
 
 if TYPE_CHECKING:
     from gateway.search.engine import SearchEngine
+    from gateway.security.authority import Authority
+    from gateway.security.caller import Caller
     from gateway.settings import Settings
     from gateway.storage.base import Repository, StoredVersion
     from gateway.validation.validator import Validator
@@ -60,6 +62,8 @@ class FhirRequest:
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
     resource: dict[str, Any] | None = None  # parsed body (JSON or XML)
     raw_body: bytes = b""
+    # The authenticated organisation (and acting PractitionerRole); None when require_auth is off.
+    caller: Caller | None = None
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -86,6 +90,7 @@ class Services:
     settings: Settings
     search: SearchEngine
     validator: Validator
+    security: Authority | None = None  # gateway.security: registry, token key and verifier
 
 
 def check_id(id: str, where: str = "id") -> str:

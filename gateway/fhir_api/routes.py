@@ -37,6 +37,7 @@ from gateway.fhir_api.interactions import (
     update,
     vread,
 )
+from gateway.security.authenticate import authenticate_request, authorize, is_public
 
 log = logging.getLogger("gateway.fhir")
 Interaction = Callable[[Services, FhirRequest], FhirResponse]
@@ -117,7 +118,12 @@ def _error(req: FhirRequest | None, err: FhirError) -> Response:
 
 
 async def _build(
-    request: Request, svc: Services, resource_type: str | None, id: str | None, vid: str | None
+    request: Request,
+    svc: Services,
+    resource_type: str | None,
+    id: str | None,
+    vid: str | None,
+    route: str | None = None,
 ) -> FhirRequest:
     if resource_type == "metadata":  # only GET /metadata has its own route
         raise FhirError(Category.METHOD_NOT_ALLOWED, "/metadata answers GET only")
@@ -125,6 +131,10 @@ async def _build(
         raise FhirError(
             Category.NOT_FOUND, f"resource type '{resource_type[:60]}' is not served here"
         )
+    caller = None
+    # Who calls is known before the body is read (gateway.security.authenticate).
+    if svc.settings.require_auth and not is_public(request.method, route):
+        caller = await authenticate_request(svc, _headers(request))
     declared = digits(request.headers.get("content-length") or "")
     limit = svc.settings.max_body_bytes
     if declared is not None and declared > limit:
@@ -164,6 +174,9 @@ async def _build(
         and not request.url.path.endswith("/_search")
     ):
         raise invalid("a resource body is required", resource_type)
+    if caller is not None:
+        req.caller = caller
+        authorize(caller, route, req)
     return req
 
 
@@ -187,7 +200,7 @@ def install(app: FastAPI, svc: Services) -> None:
             p = request.path_params
             req: FhirRequest | None = None
             try:
-                req = await _build(request, svc, p.get("rtype"), p.get("rid"), p.get("vid"))
+                req = await _build(request, svc, p.get("rtype"), p.get("rid"), p.get("vid"), path)
                 if inline:
                     resp = interaction(svc, req)
                 else:

@@ -87,8 +87,15 @@ def apply_pending(dialect: str, execute: Callable[..., Any]) -> None:
         execute(RECORD if dialect == "sqlite" else RECORD.replace("?", "%s"), (number,))
 
 
+# 2: client-assertion jti values seen (gateway/security/replay.py), shared by every process;
+# a row lives until its assertion expires.
+_AUTH_JTI = [
+    "CREATE TABLE auth_jti (jti TEXT PRIMARY KEY, exp_us BIGINT NOT NULL)",
+    "CREATE INDEX auth_jti_exp ON auth_jti (exp_us)",
+]
+
 MIGRATIONS: dict[str, list[list[str]]] = {
-    "sqlite": [_v1("BLOB", "INTEGER PRIMARY KEY AUTOINCREMENT", "")],
+    "sqlite": [_v1("BLOB", "INTEGER PRIMARY KEY AUTOINCREMENT", ""), _AUTH_JTI],
     # PostgreSQL keeps the served bytes (body) and a JSONB copy for in-database queries.
-    "postgres": [_v1("BYTEA", "BIGSERIAL PRIMARY KEY", ", content JSONB")],
+    "postgres": [_v1("BYTEA", "BIGSERIAL PRIMARY KEY", ", content JSONB"), _AUTH_JTI],
 }

@@ -117,6 +117,18 @@ def test_load_failing_transaction_stores_nothing(database_url: str, tmp_path: Pa
     assert current_version(database_url, "Organization", "org-kela") is None
 
 
+def test_load_refuses_files_that_are_not_fhir(database_url: str, tmp_path: Path) -> None:
+    """A JSON file without a served resourceType (e.g. an organisation registration) fails that
+    file with its path and loads the rest, never a traceback."""
+    write(tmp_path / "a.json", {"client_id": "kela"})  # no resourceType
+    write(tmp_path / "b.json", {"resourceType": "Observation"})  # not served here
+    write(tmp_path / "c.json", {"resourceType": "Patient", "id": "p1"})
+    result = invoke("load", tmp_path, "--database", database_url)
+    assert result.exit_code == 1
+    assert result.output.count("failed (400)") == 2 and "resourceType" in result.output
+    assert current_version(database_url, "Patient", "p1") == 1
+
+
 # -- serve (argument parsing; the server is not started) --------------------------------------
 @pytest.fixture
 def started(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, int]]:
