@@ -94,6 +94,12 @@ def running_gateway(database_url: str, workdir: Path, workers: int = 1) -> Itera
         "--log-level",
         "warning",
         "--no-access-log",
+        # A kept-alive connection the server closes just as the client reuses it surfaces as a
+        # ReadError on a busy machine; tests keep connections for their whole run instead.
+        "--timeout-keep-alive",
+        "300",
+        "--backlog",
+        "4096",
     ]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
