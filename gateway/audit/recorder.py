@@ -34,11 +34,11 @@ was rejected: a kill -9 would lose the queued events.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from gateway.storage.base import Indexer, Repository, Session
+from gateway.storage.ids import new_id
 from gateway.storage.sql import Prepared, prepare_new
 
 AUDIT_EVENT = "AuditEvent"
@@ -52,7 +52,7 @@ def _checked(event: dict[str, Any]) -> dict[str, Any]:
 
 def record(session: Session, event: dict[str, Any]) -> None:
     """Store `event` (server id: uuid4) in the caller's open writer session and transaction."""
-    session.write(AUDIT_EVENT, str(uuid.uuid4()), _checked(event), "POST")
+    session.write(AUDIT_EVENT, new_id(), _checked(event), "POST")
 
 
 def record_all(session: Session, events: Sequence[dict[str, Any]]) -> None:
@@ -63,7 +63,7 @@ def record_all(session: Session, events: Sequence[dict[str, Any]]) -> None:
 def prepare(event: dict[str, Any], indexer: Indexer) -> Prepared:
     """The event as a new version ready to insert (server id: uuid4), built outside any lock;
     for a caller that stores a resource and its AuditEvent with one `insert_new`-style commit."""
-    return prepare_new(AUDIT_EVENT, str(uuid.uuid4()), _checked(event), indexer)
+    return prepare_new(AUDIT_EVENT, new_id(), _checked(event), indexer)
 
 
 def record_reads(repo: Repository, events: Sequence[dict[str, Any]]) -> None:

@@ -187,14 +187,16 @@ def install(app: FastAPI, svc: Services) -> None:
     # cheaper on the event loop than the thread hand-off around it. PostgreSQL waits on the
     # network, so there every interaction runs in the thread pool.
     quick_reads = svc.repo.dialect == "sqlite"
-    # Interactions are CPU-bound Python plus, on SQLite, in-process database work: beyond a few
-    # threads they only contend for the GIL, and every SQLite thread keeps its own connection
-    # and page cache. PostgreSQL threads mostly wait on the network, so more of them pay off.
-    threads = svc.settings.worker_threads or (8 if quick_reads else 32)
-    limiter = CapacityLimiter(threads)
+    # Reads are CPU-bound Python plus, on SQLite, in-process database work: beyond a few threads
+    # they only contend for the GIL, and every SQLite thread keeps its own connection and page
+    # cache. Writes mostly wait (for the writer queue, for fsync, or on PostgreSQL for the
+    # network), and the more of them wait together, the more creates share one group commit.
+    read_threads = svc.settings.worker_threads or (8 if quick_reads else 32)
+    readers, writers = CapacityLimiter(read_threads), CapacityLimiter(max(read_threads, 40))
 
     def route(path: str, methods: list[str], interaction: Interaction, quick: bool = False) -> None:
         inline = quick and quick_reads
+        limiter = readers if methods == ["GET"] or path.endswith("/_search") else writers
 
         async def endpoint(request: Request) -> Response:
             p = request.path_params

@@ -8,7 +8,6 @@ rolls back a session; the caller owns the transaction.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 
 from gateway.errors import Category, FhirError
@@ -28,6 +27,7 @@ from gateway.fhir_api.interactions.patch import patch_in
 from gateway.fhir_api.interactions.read import live_version
 from gateway.fhir_api.interactions.update import update_in
 from gateway.storage.base import Session
+from gateway.storage.ids import new_id
 
 Key = tuple[str, str]
 
@@ -47,7 +47,7 @@ def resolve_target(svc: Services, session: Session, entry: Entry, refs: Referenc
             svc, session, target.resource_type, params, f"conditional {entry.method}"
         )
         if entry.key is None and entry.method == "PUT":
-            entry.key = (target.resource_type, str(uuid.uuid4()))
+            entry.key = (target.resource_type, new_id())
         elif entry.key is None and entry.method == "PATCH":
             raise FhirError(Category.NOT_FOUND, "conditional PATCH matched no resource")
 
@@ -60,7 +60,7 @@ def _resolve_create(svc: Services, session: Session, entry: Entry, refs: Referen
         if entry.key is not None:
             entry.matched = True
             return
-    entry.key = (resource_type, str(uuid.uuid4()))
+    entry.key = (resource_type, new_id())
 
 
 def apply_entry(svc: Services, session: Session, base: str, entry: Entry) -> FhirResponse:

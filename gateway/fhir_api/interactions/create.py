@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from gateway.fhir_api.context import FhirRequest, FhirResponse, Services, version_headers
 from gateway.fhir_api.interactions.conditional import single_match
 from gateway.storage.base import Session
+from gateway.storage.ids import new_id
 from gateway.storage.sql import prepare_new
 
 
@@ -28,8 +28,8 @@ def create_in(
             sv = session.current(*found)
             assert sv is not None
             return FhirResponse(200, sv.body, version_headers(base, sv))
-    new_id = id or str(uuid.uuid4())
-    sv = session.insert_new(prepare_new(resource_type, new_id, resource, svc.repo.indexer))
+    fresh = id or new_id()
+    sv = session.insert_new(prepare_new(resource_type, fresh, resource, svc.repo.indexer))
     return FhirResponse(201, sv.body, version_headers(base, sv))
 
 
@@ -41,6 +41,6 @@ def create(svc: Services, req: FhirRequest) -> FhirResponse:
         with svc.repo.writer() as session:
             return create_in(svc, session, req.base, req.resource_type, resource, if_none_exist)
     # Body and index rows are built before the write transaction opens: writers queue on it.
-    prepared = prepare_new(req.resource_type, str(uuid.uuid4()), resource, svc.repo.indexer)
+    prepared = prepare_new(req.resource_type, new_id(), resource, svc.repo.indexer)
     sv = svc.repo.insert_new(prepared)
     return FhirResponse(201, sv.body, version_headers(req.base, sv))
