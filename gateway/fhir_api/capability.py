@@ -17,6 +17,7 @@ import orjson
 import gateway
 from gateway.fhir_api.context import RESOURCE_TYPES, FhirRequest, FhirResponse, Services
 from gateway.search.registry import SearchParam, params_for
+from gateway.security.authority import token_url
 
 # Type-level interactions every served type supports (TypeRestfulInteraction, R4).
 TYPE_INTERACTIONS = (
@@ -34,6 +35,8 @@ TYPE_INTERACTIONS = (
 SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system")
 FORMATS = ("application/fhir+json", "application/fhir+xml")
 PATCH_FORMATS = ("application/json-patch+json",)
+SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 
 
 def _search_param(p: SearchParam) -> dict[str, Any]:
@@ -101,30 +104,53 @@ def _static_part() -> tuple[dict[str, Any], orjson.Fragment]:
         "format": list(FORMATS),
         "patchFormat": list(PATCH_FORMATS),
     }
-    rest = [
-        {
-            "mode": "server",
-            "documentation": (
-                "Plan exchange for the client's named coordinator (asiakasvastaava), shared "
-                "client plan (asiakassuunnitelma) and network responsibilities."
-            ),
-            "resource": [resource_capability(t) for t in RESOURCE_TYPES],
-            "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
-        }
-    ]
+    resources = [resource_capability(t) for t in RESOURCE_TYPES]
     # Pre-serialised: the large part is written out verbatim on every request.
-    return head, orjson.Fragment(orjson.dumps(rest))
+    return head, orjson.Fragment(orjson.dumps(resources))
 
 
-def build(base: str) -> dict[str, Any]:
-    """The CapabilityStatement for a service reached at `base` (e.g. http://host/fhir)."""
-    head, rest = _static_part()
+def smart_security(token_endpoint: str) -> dict[str, Any]:
+    """rest.security for SMART Backend Services (http://hl7.org/fhir/smart-app-launch/
+    conformance.html: the oauth-uris extension names the token endpoint)."""
+    return {
+        "service": [{"coding": [{"system": SECURITY_SERVICE, "code": "SMART-on-FHIR"}]}],
+        "description": "SMART Backend Services: client_credentials with private_key_jwt.",
+        "extension": [
+            {
+                "url": OAUTH_URIS,
+                "extension": [{"url": "token", "valueUri": token_endpoint}],
+            }
+        ],
+    }
+
+
+def build(base: str, token_endpoint: str | None = None) -> dict[str, Any]:
+    """The CapabilityStatement for a service reached at `base` (e.g. http://host/fhir); with
+    `token_endpoint` when every FHIR request must carry a bearer token."""
+    head, resources = _static_part()
+    rest: dict[str, Any] = {
+        "mode": "server",
+        "documentation": (
+            "Plan exchange for the client's named coordinator (asiakasvastaava), shared "
+            "client plan (asiakassuunnitelma) and network responsibilities."
+        ),
+    }
+    if token_endpoint:
+        rest["security"] = smart_security(token_endpoint)
+    rest["resource"] = resources
+    rest["interaction"] = [{"code": code} for code in SYSTEM_INTERACTIONS]
     return {
         **head,
         "implementation": {"description": "fhir-plan-gateway", "url": base},
-        "rest": rest,
+        "rest": [rest],
     }
 
 
 def capability_statement(svc: Services, req: FhirRequest) -> FhirResponse:
-    return FhirResponse(200, build(req.base))
+    # Security is advertised only where it is enforced (settings.require_auth).
+    token = (
+        token_url(svc.settings, req.base.removesuffix("/fhir"))
+        if svc.settings.require_auth
+        else None
+    )
+    return FhirResponse(200, build(req.base, token))

@@ -124,6 +124,26 @@ def test_every_listed_interaction_is_routed(tmp_path) -> None:  # type: ignore[n
 
 def test_built_once_with_the_base_filled_in() -> None:
     a, b = capability.build("http://a/fhir"), capability.build("http://b/fhir")
-    assert a["rest"] is b["rest"] and a["date"] == b["date"]
+    # the large part (every resource entry) is built once and shared by every response
+    assert a["rest"][0]["resource"] is b["rest"][0]["resource"] and a["date"] == b["date"]
     assert a["implementation"]["url"] == "http://a/fhir"
     assert b["implementation"]["url"] == "http://b/fhir"
+
+
+def test_security_is_advertised_only_where_enforced(tmp_path: Any) -> None:
+    """With require_auth the statement names SMART and the token endpoint; without it, no
+    security element claims a protection that is not there."""
+    assert "security" not in to_plain(capability.build("http://example.test/fhir"))["rest"][0]
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/g.db",
+        require_auth=True,
+        token_key_file=str(tmp_path / "key.json"),
+    )
+    with TestClient(create_app(settings)) as client:
+        doc = client.get("/fhir/metadata").json()  # /metadata stays public
+    security = doc["rest"][0]["security"]
+    assert security["service"][0]["coding"][0]["code"] == "SMART-on-FHIR"
+    uris = security["extension"][0]
+    assert uris["extension"] == [{"url": "token", "valueUri": "http://testserver/auth/token"}]
+    ClientCapability(doc, strict=True)
+    R4BCapability.model_validate(doc)
