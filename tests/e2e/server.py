@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -115,3 +116,29 @@ def running_gateway(database_url: str, workdir: Path, workers: int = 1) -> Itera
             proc.wait(timeout=10)
     if "Traceback" in log.read_text():
         raise AssertionError(f"the gateway logged an unexpected error:\n{log.read_text()[-6000:]}")
+
+
+@contextmanager
+def gateway_for(
+    backend: str,
+    tmp_path_factory: Any,
+    worker: str,
+    purpose: str,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+) -> Iterator[Gateway]:
+    """A running gateway on a fresh `backend` database for one test module; `env` adds
+    PLAN_GATEWAY_* settings (a `{workdir}` in a value is replaced by the module's folder)."""
+    workdir = tmp_path_factory.mktemp(f"{purpose}-{backend}")
+    url = fresh_database(backend, workdir, purpose, worker)
+    saved = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update({k: v.format(workdir=workdir) for k, v in (env or {}).items()})
+    try:
+        with running_gateway(url, workdir, workers=workers) as gw:
+            yield gw
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import BACKENDS
-from tests.e2e.server import Gateway, fresh_database, running_gateway
+from tests.e2e.server import Gateway, gateway_for
 
 T = TypeVar("T")
 JSON = {"Content-Type": "application/fhir+json"}
@@ -27,9 +27,7 @@ JSON = {"Content-Type": "application/fhir+json"}
 def gateway(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, worker_id: str
 ) -> Iterator[Gateway]:
-    workdir = tmp_path_factory.mktemp(f"concurrency-{request.param}")
-    url = fresh_database(request.param, workdir, "concurrency", worker_id)
-    with running_gateway(url, workdir, workers=2) as gw:
+    with gateway_for(request.param, tmp_path_factory, worker_id, "concurrency", workers=2) as gw:
         yield gw
 
 

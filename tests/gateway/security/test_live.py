@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from gateway import cli
 from tests.conftest import BACKENDS
-from tests.e2e.server import Gateway, fresh_database, running_gateway
+from tests.e2e.server import Gateway, gateway_for
 from tests.gateway.security.helpers import assertion, form
 
 N = 1000
@@ -26,13 +26,12 @@ CONNECTIONS = 100
 def gateway(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, worker_id: str
 ) -> Iterator[Gateway]:
-    workdir = tmp_path_factory.mktemp(f"auth-{request.param}")
-    url = fresh_database(request.param, workdir, "auth", worker_id)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PLAN_GATEWAY_REQUIRE_AUTH", "1")
-        mp.setenv("PLAN_GATEWAY_TOKEN_KEY_FILE", str(workdir / "token-key.json"))
-        with running_gateway(url, workdir, workers=2) as gw:
-            yield gw
+    env = {
+        "PLAN_GATEWAY_REQUIRE_AUTH": "1",
+        "PLAN_GATEWAY_TOKEN_KEY_FILE": "{workdir}/token-key.json",
+    }
+    with gateway_for(request.param, tmp_path_factory, worker_id, "auth", 2, env) as gw:
+        yield gw
 
 
 def _root(gw: Gateway) -> str:
