@@ -10,10 +10,17 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from gateway.consent.vocabulary import CUSTODIAN_EXTENSION
+
 PLANS_PER_PATIENT = 4
 BUNDLE_GROUPS = 16  # 16 x (Patient, CareTeam, 4 CarePlans) = 96 entries per transaction
 HETU_CHECK = "0123456789ABCDEFHJKLMNPRSTUVWXY"
 BENCH_SYSTEM = "https://example.org/fhir-plan-gateway/bench"
+# Every record is held by the organisation the benchmark acts as (bench/auth.py), named as the
+# gateway itself stamps a creator's records, so data loaded around the API (the Repository
+# fallback) is visible to it exactly like data loaded through the API.
+HOLDER = "org-sote-keskus"
+HELD = [{"url": CUSTODIAN_EXTENSION, "valueReference": {"reference": f"Organization/{HOLDER}"}}]
 
 
 def patient_id(n: int) -> str:
@@ -42,6 +49,7 @@ def patient(n: int) -> dict[str, Any]:
     return {
         "resourceType": "Patient",
         "id": patient_id(n),
+        "extension": list(HELD),
         "identifier": [{"system": "urn:oid:1.2.246.21", "value": _hetu(n)}],
         "name": [{"family": f"Testinen{n % 97}", "given": ["Asiakas", f"B{n % 13}"]}],
         "gender": ("female", "male", "other")[n % 3],
@@ -54,6 +62,7 @@ def care_team(n: int, subject: str | None = None) -> dict[str, Any]:
     return {
         "resourceType": "CareTeam",
         "id": care_team_id(n),
+        "extension": list(HELD),
         "status": "active",
         "category": [{"coding": [{"system": "http://loinc.org", "code": "LA28865-6"}]}],
         "name": "Asiakkaan verkosto / client's network",
@@ -87,6 +96,7 @@ def care_plan(n: int, subject: str | None = None, team: str | None = None) -> di
     return {
         "resourceType": "CarePlan",
         "id": care_plan_id(n),
+        "extension": list(HELD),
         "identifier": [{"system": f"{BENCH_SYSTEM}/careplan", "value": str(n)}],
         "status": ("active", "active", "draft", "completed")[n % 4],
         "intent": "plan",

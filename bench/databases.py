@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ import psycopg
 
 from bench import data
 
+Auth = Callable[[], dict[str, str]]  # bearer headers for the gateway (bench.auth.Bearer)
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_BENCH_DB = "plan_gateway_bench"
 PG_BENCH = f"postgresql://postgres@127.0.0.1:5432/{PG_BENCH_DB}"
@@ -89,7 +91,9 @@ def load_repo(url: str, first: int, patients: int, care_plans: int, procs: int) 
 
 
 # -- through the gateway's HTTP API ------------------------------------------------------------
-async def _post_bundles(base: str, starts: list[int], patients: int, care_plans: int) -> int:
+async def _post_bundles(
+    base: str, starts: list[int], patients: int, care_plans: int, auth: Auth | None
+) -> int:
     sem, done = asyncio.Semaphore(4), 0
     async with aiohttp.ClientSession() as session:
 
@@ -98,7 +102,7 @@ async def _post_bundles(base: str, starts: list[int], patients: int, care_plans:
             bundle = data.put_bundle(_groups(p, min(p + data.BUNDLE_GROUPS, patients), care_plans))
             async with sem, session.post(
                 base + "/fhir", data=orjson.dumps(bundle),
-                headers={"Content-Type": "application/fhir+json"},
+                headers={"Content-Type": "application/fhir+json", **(auth() if auth else {})},
             ) as resp:  # fmt: skip
                 text = await resp.text()
                 if resp.status != 200:
@@ -110,23 +114,30 @@ async def _post_bundles(base: str, starts: list[int], patients: int, care_plans:
 
 
 def load(
-    url: str, gateway_base: str, care_plans: int, procs: int, budget_s: float, probe_bundles: int
+    url: str,
+    gateway_base: str,
+    care_plans: int,
+    procs: int,
+    budget_s: float,
+    probe_bundles: int,
+    auth: Auth | None,
 ) -> LoadReport:
     """Probe HTTP transactions on the first bundles; keep using them if the whole load would fit
-    in `budget_s`, else load the rest through the Repository."""
+    in `budget_s`, else load the rest through the Repository. `auth()` gives the bearer headers
+    (refreshed as the load goes on: tokens live 300 s)."""
     patients = data.patients_for(care_plans)
     report, start = LoadReport(), time.perf_counter()
     probed = min(patients, probe_bundles * data.BUNDLE_GROUPS)
     probe = list(range(0, probed, data.BUNDLE_GROUPS))
     try:
-        n = asyncio.run(_post_bundles(gateway_base, probe, patients, care_plans))
+        n = asyncio.run(_post_bundles(gateway_base, probe, patients, care_plans, auth))
         report.via["http-transaction"] = n
         per_patient = (time.perf_counter() - start) / probed
         next_p = probed
         if per_patient * patients <= budget_s:
             rest = list(range(next_p, patients, data.BUNDLE_GROUPS))
             report.via["http-transaction"] += asyncio.run(
-                _post_bundles(gateway_base, rest, patients, care_plans)
+                _post_bundles(gateway_base, rest, patients, care_plans, auth)
             )
             next_p = patients
         else:

@@ -1,7 +1,8 @@
 """Load generators: wrk (C, preferred: cheapest per request on a 2-core machine) or an aiohttp
 client (fallback, and for phases that cycle through many bodies).
 
-A `Target` says what to send; both generators return the same `LoadResult`. Random ids are
+A `Target` says what to send (with `auth`, a bearer token asked for just before each run: tokens
+live 300 s); both generators return the same `LoadResult`. Random ids are
 drawn uniformly from `path % n` for n in [0, count). The generator's own CPU use is measured and
 reported, so a reader can see whether it was the bottleneck.
 """
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.auth import Bearer
+
 
 @dataclass
 class Target:
@@ -32,6 +35,7 @@ class Target:
     bodies: list[bytes] = field(default_factory=list)  # cycled; wrk takes at most one
     cpu: Callable[[], float] | None = None  # CPU seconds so far of the server processes
     db_cpu: Callable[[], float] | None = None  # ... and of the database server (PostgreSQL)
+    auth: Bearer | None = None  # the gateway's tokens: a fresh one for every run
 
 
 @dataclass
@@ -55,7 +59,8 @@ class LoadResult:
 
 _LUA = """
 local method, pattern, count = "%(method)s", "%(path)s", %(count)d
-local headers = {["Content-Type"] = "application/fhir+json", ["Accept"] = "application/fhir+json"}
+local headers = {["Content-Type"] = "application/fhir+json",
+                 ["Accept"] = "application/fhir+json"%(extra)s}
 local body = nil
 if "%(body)s" ~= "" then local f = io.open("%(body)s", "rb"); body = f:read("*a"); f:close() end
 function init(args) math.randomseed(os.time() + %(seed)d) end
@@ -82,7 +87,14 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_wrk(t: Target, connections: int, seconds: float) -> LoadResult:
+def _lua_headers(headers: dict[str, str]) -> str:
+    """`, ["Name"] = "value"` items for the Lua table (ASCII header values only)."""
+    return "".join(f", [{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items())
+
+
+def run_wrk(
+    t: Target, connections: int, seconds: float, headers: dict[str, str] | None = None
+) -> LoadResult:
     assert len(t.bodies) <= 1, "wrk sends one body; use the aiohttp generator"
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         body_file = ""
@@ -91,7 +103,8 @@ def run_wrk(t: Target, connections: int, seconds: float) -> LoadResult:
             Path(body_file).write_bytes(t.bodies[0])
         script = Path(tmp) / "target.lua"
         script.write_text(_LUA % dict(method=t.method, path=t.path, count=t.count,
-                                      body=body_file, seed=random.randrange(1 << 20)))  # fmt: skip
+                                      body=body_file, seed=random.randrange(1 << 20),
+                                      extra=_lua_headers(headers or {})))  # fmt: skip
         cpu = _children_cpu()
         cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout",
                "10s", "-s", str(script), t.base]  # fmt: skip
@@ -109,10 +122,12 @@ def _percentile(sorted_ms: list[float], q: float) -> float:
     return sorted_ms[min(len(sorted_ms) - 1, int(q * len(sorted_ms)))]
 
 
-async def _aiohttp(t: Target, connections: int, seconds: float) -> LoadResult:
+async def _aiohttp(
+    t: Target, connections: int, seconds: float, extra: dict[str, str]
+) -> LoadResult:
     latencies: list[float] = []
     counts = {"requests": 0, "ok": 0}
-    headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+    headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json", **extra}
     connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(t.base, connector=connector) as session:
         start = time.perf_counter()
@@ -138,20 +153,24 @@ async def _aiohttp(t: Target, connections: int, seconds: float) -> LoadResult:
                       _percentile(latencies, 0.99), 0.0)  # fmt: skip
 
 
-def run_aiohttp(t: Target, connections: int, seconds: float) -> LoadResult:
+def run_aiohttp(
+    t: Target, connections: int, seconds: float, headers: dict[str, str] | None = None
+) -> LoadResult:
     cpu = time.process_time()
-    result = asyncio.run(_aiohttp(t, connections, seconds))
+    result = asyncio.run(_aiohttp(t, connections, seconds, headers or {}))
     result.client_cpu = (time.process_time() - cpu) / result.seconds
     return result
 
 
 def run(t: Target, connections: int, seconds: float, client: str) -> LoadResult:
+    # A token issued now outlives any run (300 s); asked for before the CPU readings start.
+    headers = t.auth.fresh() if t.auth else {}
     before = t.cpu() if t.cpu else 0.0
     db_before = t.db_cpu() if t.db_cpu else 0.0
     if client == "wrk" and len(t.bodies) <= 1:
-        result = run_wrk(t, connections, seconds)
+        result = run_wrk(t, connections, seconds, headers)
     else:
-        result = run_aiohttp(t, connections, seconds)
+        result = run_aiohttp(t, connections, seconds, headers)
     if t.cpu and result.ok:
         result.server_cpu_ms = (t.cpu() - before) * 1000 / result.ok
     if t.db_cpu and result.ok:

@@ -1,8 +1,10 @@
 """The measured phases. Each returns a dict for results/latest.json and never raises: a phase
 that fails (e.g. search or transactions not implemented yet) reports its error and the run goes on.
 
-Gateway and baseline are measured in alternating rounds (B, G, B, G, ...) so that the noise of a
-shared machine falls on both; the ratio is gateway ok-requests/s over baseline ok-requests/s.
+The gateway requires bearer tokens (as in production); every gateway run sends one issued just
+before it (bench/auth.py). Gateway and baseline are measured in alternating rounds (B, G, B, G,
+...) so that the noise of a shared machine falls on both; the ratio is gateway ok-requests/s over
+baseline ok-requests/s.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import orjson
 from fhir.resources.R4B import get_fhir_model_class
 
 from bench import data
+from bench.auth import Bearer
 from bench.load import LoadResult, Target, run
 
 
@@ -30,6 +33,7 @@ class Endpoint:
     base: str
     cpu: Callable[[], float]
     db_cpu: Callable[[], float]
+    auth: Bearer | None = None  # the gateway's bearer tokens; the baselines take none
 
 
 @dataclass
@@ -67,11 +71,12 @@ def guarded(
     return result
 
 
-def probe(base: str, method: str, path: str, body: bytes | None = None) -> httpx.Response:
+def probe(side: Endpoint, method: str, path: str, body: bytes | None = None) -> httpx.Response:
     """One request before a phase, so a failure is reported with the server's own words."""
     resp = httpx.request(
-        method, base + path, content=body, timeout=60,
-        headers={"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"},
+        method, side.base + path, content=body, timeout=60,
+        headers={"Content-Type": "application/fhir+json", "Accept": "application/fhir+json",
+                 **(side.auth() if side.auth else {})},
     )  # fmt: skip
     if resp.status_code >= 400:
         try:
@@ -124,9 +129,14 @@ def ceiling(plan: Plan, baseline: Endpoint) -> dict[str, Any]:
 
 
 def read(plan: Plan, gateway: Endpoint, baseline: Endpoint, care_plans: int) -> dict[str, Any]:
-    probe(gateway.base, "GET", "/fhir/CarePlan/" + data.care_plan_id(care_plans - 1))
+    probe(gateway, "GET", "/fhir/CarePlan/" + data.care_plan_id(care_plans - 1))
     g = Target(
-        gateway.base, "/fhir/CarePlan/cp-%07d", care_plans, cpu=gateway.cpu, db_cpu=gateway.db_cpu
+        gateway.base,
+        "/fhir/CarePlan/cp-%07d",
+        care_plans,
+        cpu=gateway.cpu,
+        db_cpu=gateway.db_cpu,
+        auth=gateway.auth,
     )
     b = Target(
         baseline.base,
@@ -140,8 +150,8 @@ def read(plan: Plan, gateway: Endpoint, baseline: Endpoint, care_plans: int) -> 
 
 def create(plan: Plan, gateway: Endpoint, baseline: Endpoint) -> dict[str, Any]:
     body = orjson.dumps(data.create_body())
-    probe(gateway.base, "POST", "/fhir/CarePlan", body)
-    probe(baseline.base, "POST", "/create/CarePlan", body)
+    probe(gateway, "POST", "/fhir/CarePlan", body)
+    probe(baseline, "POST", "/create/CarePlan", body)
     g = Target(
         gateway.base,
         "/fhir/CarePlan",
@@ -149,6 +159,7 @@ def create(plan: Plan, gateway: Endpoint, baseline: Endpoint) -> dict[str, Any]:
         bodies=[body],
         cpu=gateway.cpu,
         db_cpu=gateway.db_cpu,
+        auth=gateway.auth,
     )
     b = Target(
         baseline.base,
@@ -164,13 +175,15 @@ def create(plan: Plan, gateway: Endpoint, baseline: Endpoint) -> dict[str, Any]:
 def search(plan: Plan, gateway: Endpoint, care_plans: int) -> dict[str, Any]:
     patients = data.patients_for(care_plans)
     path = "/fhir/CarePlan?patient=Patient/pat-%07d&_include=CarePlan:care-team"
-    bundle = probe(gateway.base, "GET", path % (patients // 2)).json()
+    bundle = probe(gateway, "GET", path % (patients // 2)).json()
     modes = [e.get("search", {}).get("mode") for e in bundle.get("entry", [])]
     shape = {"match": modes.count("match"), "include": modes.count("include")}
     expected = {"match": data.PLANS_PER_PATIENT, "include": 1}
     if shape != expected:
         raise RuntimeError(f"probe bundle has {shape}, expected {expected}")
-    t = Target(gateway.base, path, patients, cpu=gateway.cpu, db_cpu=gateway.db_cpu)
+    t = Target(
+        gateway.base, path, patients, cpu=gateway.cpu, db_cpu=gateway.db_cpu, auth=gateway.auth
+    )
     run(t, plan.connections, plan.warmup, plan.client)
     result = _summary([run(t, plan.connections, plan.seconds, plan.client)])
     return {"gateway": result, "probe": shape}
@@ -193,9 +206,15 @@ def transaction(plan: Plan, gateway: Endpoint) -> dict[str, Any]:
     raw = [orjson.dumps(b) for b in bundles]
     entries = len(bundles[0]["entry"])
     validate = validation_rate(bundles[:4], max(1.0, plan.warmup))
-    probe(gateway.base, "POST", "/fhir", raw[0])
+    probe(gateway, "POST", "/fhir", raw[0])
     t = Target(
-        gateway.base, "/fhir", method="POST", bodies=raw, cpu=gateway.cpu, db_cpu=gateway.db_cpu
+        gateway.base,
+        "/fhir",
+        method="POST",
+        bodies=raw,
+        cpu=gateway.cpu,
+        db_cpu=gateway.db_cpu,
+        auth=gateway.auth,
     )
     r = run(t, plan.txn_connections, plan.txn_seconds, "aiohttp")
     rate = r.rate * entries

@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/run.py [--database sqlite|postgres|both] [--resources 100000] [--quick]
 
-Starts the gateway and the baseline service as real uvicorn servers (2 workers each, 127.0.0.1),
+Starts the gateway (bearer tokens required, as in production) and the baseline service as real
+uvicorn servers (2 workers each, 127.0.0.1),
 loads CarePlans with their Patients and CareTeams into a fresh database, measures each phase and
 prints ratios; writes bench/results/latest.json. Stops every server it started. See README.md.
 """
@@ -23,6 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import databases, phases, report
+from bench.auth import Bearer
 from bench.load import have_wrk
 from bench.servers import Servers, postgres_cpu
 
@@ -36,6 +38,9 @@ def _args() -> argparse.Namespace:
     p.add_argument("--load", choices=["auto", "repository"], default="auto",
                    help="auto: HTTP transactions if fast enough, else the Repository")  # fmt: skip
     p.add_argument("--keep", action="store_true", help="keep the temp dir / PostgreSQL database")
+    p.add_argument("--no-auth", action="store_true",
+                   help="for comparison only: the gateway in its unsafe mode without bearer "
+                        "tokens (no caller: no consent gate, no audit)")  # fmt: skip
     return p.parse_args()
 
 
@@ -53,19 +58,25 @@ def bench_database(kind: str, args: argparse.Namespace, plan: phases.Plan) -> di
     try:
         dbs = databases.fresh(kind, tmp)
         with Servers(tmp) as servers:
-            env = {"PLAN_GATEWAY_DATABASE": dbs.gateway}
+            env = {
+                "PLAN_GATEWAY_DATABASE": dbs.gateway,
+                # As in production: every FHIR request carries a bearer token.
+                "PLAN_GATEWAY_REQUIRE_AUTH": "0" if args.no_auth else "1",
+                "PLAN_GATEWAY_TOKEN_KEY_FILE": str(tmp / "token-key.json"),
+            }
             gw = servers.start("gateway", "bench.serve_gateway:create", env, "/fhir/metadata")
+            bearer = None if args.no_auth else Bearer(gw.base)
             budget = 0 if args.load == "repository" else (10 if args.quick else 300)
             procs = 1 if kind == "sqlite" else 2
             probe = 2 if args.quick else 8
-            load = databases.load(dbs.gateway, gw.base, care_plans, procs, budget, probe)
+            load = databases.load(dbs.gateway, gw.base, care_plans, procs, budget, probe, bearer)
             out["load"] = load.as_dict()
             print(f"  . loaded {load.resources:,} resources in {load.seconds:.1f}s", flush=True)
             env = {"BENCH_READ_DATABASE": dbs.gateway, "BENCH_WRITE_DATABASE": dbs.baseline_write}
             bl_server = servers.start("baseline", "bench.baseline:create", env, "/ping")
             db_cpu = (lambda: postgres_cpu(databases.PG_BENCH_DB)) if kind == "postgres" else None
             db_cpu = db_cpu or (lambda: 0.0)
-            g = phases.Endpoint(gw.base, gw.cpu, db_cpu)
+            g = phases.Endpoint(gw.base, gw.cpu, db_cpu, bearer)
             b = phases.Endpoint(bl_server.base, bl_server.cpu, db_cpu)
             run_phases(out, plan, g, b, care_plans, gw.tail)
     except Exception as e:

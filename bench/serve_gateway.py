@@ -1,7 +1,8 @@
 """uvicorn factory for the gateway under benchmark: `bench.serve_gateway:create --factory`.
 
-Settings come from the environment (PLAN_GATEWAY_DATABASE), as `plan-gateway serve` would read
-them; used so the benchmark does not depend on the CLI's flags.
+Settings come from the environment (PLAN_GATEWAY_DATABASE, PLAN_GATEWAY_REQUIRE_AUTH=1,
+PLAN_GATEWAY_TOKEN_KEY_FILE), as `plan-gateway serve` would read them; used so the benchmark does
+not depend on the CLI's flags.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ request data (personal data stays out of terminals and logs).
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -103,21 +104,73 @@ def run_server(host: str, port: int, workers: int) -> None:
     )
 
 
+def _command() -> str:
+    """How to run this command again, for the hints we print: `plan-gateway` when that is the
+    one on PATH, else its path (relative to the working directory when below it, as
+    `.venv/bin/plan-gateway` for ./scripts/serve)."""
+    argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("plan-gateway")
+    on_path = shutil.which("plan-gateway")
+    if argv0.name != "plan-gateway" or (on_path and Path(on_path).resolve() == argv0.resolve()):
+        return "plan-gateway"
+    try:
+        return str(argv0.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(argv0)
+
+
+def _token_hint(root: str, samples: bool) -> list[str]:
+    """What a tester does to call the API: get a demo organisation's token, send it."""
+    example = "Patient/aino" if samples else "Patient"
+    return [
+        "Every FHIR request needs a bearer token (demo organisations: samples/organisations/):",
+        f"  TOKEN=$({_command()} token --org sote-keskus --base-url {root})",
+        f'  curl -H "Authorization: Bearer $TOKEN" {root}/fhir/{example}',
+        "A token lasts 5 minutes; get a new one when the API answers 401.",
+    ]
+
+
+NO_AUTH_WARNING = (
+    "WARNING: authentication is OFF (--no-auth / PLAN_GATEWAY_REQUIRE_AUTH=0). UNSAFE: with no "
+    "caller there is no consent gate and no audit trail, and anyone who can reach this port "
+    "reads and writes everything. Local experiments with sample data only."
+)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @_database_option
 @click.option("--samples/--no-samples", default=True, show_default=True, help="Load samples/.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1))
-def serve(host: str, port: int, database: str, samples: bool, workers: int) -> None:
-    """Serve the FHIR API at http://HOST:PORT/fhir."""
+@click.option(
+    "--no-auth",
+    is_flag=True,
+    help="UNSAFE, local experiments only: serve without bearer tokens (no caller, so no consent "
+    "gate and no audit). Same as PLAN_GATEWAY_REQUIRE_AUTH=0.",
+)
+def serve(host: str, port: int, database: str, samples: bool, workers: int, no_auth: bool) -> None:
+    """Serve the FHIR API at http://HOST:PORT/fhir; every FHIR request needs a bearer token
+    (`plan-gateway token --org NAME`)."""
     database = absolute_database_url(database)
+    if no_auth:
+        os.environ["PLAN_GATEWAY_REQUIRE_AUTH"] = "0"  # what every worker process reads
+    try:
+        require_auth = Settings(database_url=database).require_auth
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
     click.echo(f"database: {redacted(database)}")
     if samples and not _load(Settings(database_url=database, load_samples=True), None):
         raise click.ClickException("the samples did not load; see above")
     # Each worker process reads its settings from the environment.
     os.environ["PLAN_GATEWAY_DATABASE"] = database
-    click.echo(f"FHIR base: http://{host}:{port}/fhir")
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    root = f"http://{f'[{shown}]' if ':' in shown else shown}:{port}"
+    click.echo(f"FHIR base: {root}/fhir")
+    if require_auth:
+        for line in _token_hint(root, samples):
+            click.echo(line)
+    else:
+        click.echo(NO_AUTH_WARNING, err=True)
     run_server(host, port, workers)
 
 

@@ -13,6 +13,22 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"PLAN_GATEWAY_{name}", default)
 
 
+FALSE = ("0", "false", "no", "off")
+TRUE = ("1", "true", "yes", "on")
+
+
+def _flag(name: str, default: bool) -> bool:
+    """A yes/no setting; an unreadable value is an error, never silently the unsafe choice."""
+    value = os.environ.get(f"PLAN_GATEWAY_{name}", "").strip().lower()
+    if not value:
+        return default
+    if value in TRUE:
+        return True
+    if value in FALSE:
+        return False
+    raise ValueError(f"PLAN_GATEWAY_{name} must be 1 or 0 (true/false), not {value[:20]!r}")
+
+
 @dataclass
 class Settings:
     database_url: str = field(default_factory=lambda: _env("DATABASE", "sqlite:///data/gateway.db"))
@@ -30,8 +46,14 @@ class Settings:
     load_samples: bool = False
     # Threads per process running FHIR interactions; 0 picks by store (SQLite 8, PostgreSQL 32).
     worker_threads: int = field(default_factory=lambda: int(_env("WORKER_THREADS", "0")))
-    # Authentication (gateway/security/). Off by default until the test suite moves to tokens.
-    require_auth: bool = field(default_factory=lambda: _env("REQUIRE_AUTH", "0") in ("1", "true"))
+    # Every FHIR request carries a bearer token (gateway/security/): on unless explicitly turned
+    # off (PLAN_GATEWAY_REQUIRE_AUTH=0, `plan-gateway serve --no-auth`). UNSAFE when off: with no
+    # caller there is no consent gate and no audit trail; for local experiments only.
+    require_auth: bool = field(default_factory=lambda: _flag("REQUIRE_AUTH", True))
+    # A read's AuditEvent is committed before the answer is sent; with this it also waits for
+    # the disk (fsync). Off: it survives the gateway process dying, not a power cut (see
+    # gateway/audit/recorder.py). Writes and their AuditEvents always wait for the disk.
+    audit_reads_fsync: bool = field(default_factory=lambda: _flag("AUDIT_READS_FSYNC", False))
     # One registration file per organisation that may ask for tokens (client_id, keys, scopes).
     organisations_dir: str = field(
         default_factory=lambda: _env("ORGANISATIONS", str(ORGANISATIONS_DIR))

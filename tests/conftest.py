@@ -1,14 +1,40 @@
-"""Shared fixtures: every storage-touching test runs on SQLite and on PostgreSQL.
+"""Shared fixtures: every storage-touching test runs on SQLite and on PostgreSQL, and every FHIR
+request carries a bearer token (require_auth is on, as in production).
 
 PostgreSQL: 127.0.0.1:5432, trust auth (as on the developers' and CI machines); each xdist worker
 gets its own database, emptied before each test. Set PLAN_GATEWAY_TEST_PG=0 to run SQLite only
 (for a quick local loop; CI always runs both).
+
+Acting as organisations (the demo registrations of samples/organisations/; tokens are minted with
+the app's own key, valid 300 s, the key file under the test's tmp_path):
+
+- `client`: a TestClient whose default headers carry `Authorization: Bearer <token>` for
+  `sote-keskus` (Organization `org-sote-keskus`, scopes `system/*.cruds`). Every plain test
+  request acts as that organisation; a header passed to one request replaces the default.
+- `as_org(name, scope=None, acting_role=None)` -> request headers for another organisation
+  (client_id or Organization id; default scopes: its registration):
+  `client.get("/fhir/CarePlan/x", headers=as_org("kela"))`,
+  `as_org("sosiaalipalvelut", acting_role="PractitionerRole/role-sosiaalityontekija")`.
+- `org_client(name, scope=None, acting_role=None)` -> an `ActingClient`: the same app and stores
+  through the same TestClient, every request as that organisation:
+  `kela = org_client("kela"); kela.get(...)`.
+- `anonymous`: an `ActingClient` that sends no Authorization header (expect 401).
+- `tests.helpers.token_for(services, name, scope)` / `auth_headers(...)` / `bearer(token)` for
+  tests that build their own apps or need the raw token.
+
+Tokens are minted when the fixture (or `as_org(...)` / `org_client(...)` call) runs and live
+300 s: a test that runs longer mints fresh ones with `token_for` as it goes.
+
+A test of the unsafe "auth off" mode sets `settings.require_auth = False` itself (the `settings`
+object is the app's, read on every request).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -18,6 +44,7 @@ from gateway.app import build_services, create_app
 from gateway.fhir_api.context import Services
 from gateway.settings import Settings
 from gateway.storage.migrations import INDEX_TABLES
+from tests.helpers import ActingClient, auth_headers
 
 PG_ADMIN = os.environ.get(
     "PLAN_GATEWAY_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -57,12 +84,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: igno
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url)
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=database_url, token_key_file=str(tmp_path / "token-key.json"))
 
 
 @pytest.fixture
-def services(settings: Settings) -> Iterator[Services]:
+def services(settings: Settings, tmp_path: Path) -> Iterator[Services]:
+    # A module that overrides `settings` still keeps the token key out of the repository.
+    if settings.token_key_file is None:
+        settings.token_key_file = str(tmp_path / "token-key.json")
     svc = build_services(settings)
     yield svc
     svc.repo.close()
@@ -70,6 +100,38 @@ def services(settings: Settings) -> Iterator[Services]:
 
 @pytest.fixture
 def client(settings: Settings, services: Services) -> Iterator[TestClient]:
-    """An in-process HTTP client against the full app (base URL http://testserver/fhir)."""
-    with TestClient(create_app(settings, services)) as c:
+    """An in-process HTTP client against the full app (base URL http://testserver/fhir), acting
+    as org-sote-keskus (client sote-keskus, system/*.cruds) on every request."""
+    with TestClient(create_app(settings, services), headers=auth_headers(services)) as c:
         yield c
+
+
+OrgHeaders = Callable[..., dict[str, str]]
+
+
+@pytest.fixture
+def as_org(services: Services) -> OrgHeaders:
+    """`as_org(name, scope=None, acting_role=None)`: request headers acting as that demo
+    organisation (client_id or Organization id)."""
+
+    def headers(name: str, scope: str | None = None, acting_role: str | None = None) -> dict:
+        return auth_headers(services, name, scope, acting_role)
+
+    return headers
+
+
+@pytest.fixture
+def org_client(client: TestClient, as_org: OrgHeaders) -> Callable[..., ActingClient]:
+    """`org_client(name, scope=None, acting_role=None)`: the shared client acting as that
+    organisation on every request."""
+
+    def acting(name: str, scope: str | None = None, acting_role: str | None = None) -> Any:
+        return ActingClient(client, as_org(name, scope, acting_role))
+
+    return acting
+
+
+@pytest.fixture
+def anonymous(client: TestClient) -> ActingClient:
+    """The shared client sending no bearer token."""
+    return ActingClient(client, None)

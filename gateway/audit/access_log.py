@@ -17,6 +17,7 @@ from gateway.audit import codes
 from gateway.fhir_api.context import FhirRequest, check_id
 
 if TYPE_CHECKING:
+    from gateway.consent.enforcement import Gate
     from gateway.fhir_api.context import Services
     from gateway.storage.base import Session
 
@@ -36,13 +37,21 @@ class Access:
 
 
 def access_log(
-    svc: Services, session: Session, patient_id: str, limit: int = DEFAULT_LIMIT
+    svc: Services,
+    session: Session,
+    patient_id: str,
+    limit: int = DEFAULT_LIMIT,
+    gate: Gate | None = None,
 ) -> list[Access]:
-    """The newest `limit` accesses to the client's records, through svc.search in `session`."""
+    """The newest `limit` accesses to the client's records, through svc.search in `session`
+    and the caller's disclosure `gate` (only the client's custodians see the audit trail; with
+    no gate, the trusted in-process view)."""
     check_id(patient_id, "patient")
     count = max(1, min(limit, svc.settings.max_page_size))
     params = [("patient", f"Patient/{patient_id}"), ("_sort", "-date"), ("_count", str(count))]
     req = FhirRequest("GET", "", resource_type="AuditEvent", params=params)
+    if gate is not None:
+        req.gate = gate
     response = svc.search.search_in(svc, session, req)
     assert isinstance(response.body, dict)
     # Entries hold stored bytes as orjson Fragments: one round trip makes them plain JSON.

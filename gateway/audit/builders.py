@@ -123,7 +123,7 @@ class Decision(StrEnum):
 
 def consent_decision(
     ctx: AuditContext,
-    patient_id: str,
+    patient_id: str | None,
     decision: Decision,
     consent_ids: Sequence[str] = (),
     what: str | None = None,
@@ -141,7 +141,7 @@ def consent_decision(
         *p.requestor_agents(ctx, codes.RECIPIENT),
         p.server_agent(ctx, codes.AUTH_SERVER),
     ]
-    entities = [p.patient_entity(patient_id)]
+    entities = [p.patient_entity(patient_id)] if patient_id else []
     entities += [_consent_entity(c) for c in consent_ids]
     if what:
         entities.append(p.data_entity(what))

@@ -13,9 +13,15 @@ responses", so the order on every read path is:
 
     1. read in a reader session (the disclosure gate decides what is shown);
     2. build the events (one per page, one per deny);
-    3. `record_reads(repo, events)`: returns only once the events are committed and durable
-       (SQLite WAL with synchronous=FULL fsyncs at COMMIT; PostgreSQL with synchronous_commit
-       on, its default, which deployments must not turn off for the gateway);
+    3. `record_reads(repo, events)`: returns only once the events are committed: in the SQLite
+       WAL (synchronous=NORMAL for that commit: in the operating system's hands, so a kill -9
+       of the gateway the next instant keeps them) or in PostgreSQL (synchronous_commit off
+       for that transaction: the database server has them). Neither waits for the disk: a
+       power cut (SQLite) or a database server crash (PostgreSQL) may lose the last moment's
+       read events, as it loses the connection that would have carried the answer.
+       `Settings.audit_reads_fsync` (PLAN_GATEWAY_AUDIT_READS_FSYNC=1) makes them wait for the
+       fsync too, at about a tenth of the read throughput here (see README, figures). Writes
+       and their events always wait for the disk;
     4. only then serialise and send the response. If 3 raises, answer 503 and send no data.
 
 A kill -9 before 3 completes loses the event and the response together; after 3, the event
@@ -23,7 +29,7 @@ exists even if the bytes never reach the client. So every received response has 
 the only surplus events are those of requests in flight at the kill; the events carry the
 request's X-Request-Id (BALP transaction entity) so a test can match them one to one.
 
-Throughput: a read now includes one write commit, so commits are shared. One event goes through
+Throughput: a read now includes one write commit, so commits are shared. The events go through
 `repo.insert_new`, which on SQLite is group-committed (whichever waiting thread holds the writer
 queue stores every queued insert in one transaction and one fsync, each in its own savepoint)
 and on PostgreSQL is one autocommit statement (concurrent commits share WAL flushes; tune with
@@ -51,8 +57,9 @@ def _checked(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def record(session: Session, event: dict[str, Any]) -> None:
-    """Store `event` (server id: uuid4) in the caller's open writer session and transaction."""
-    session.write(AUDIT_EVENT, new_id(), _checked(event), "POST")
+    """Store `event` (a fresh server id: nothing to look up or lock) in the caller's open writer
+    session and transaction."""
+    session.insert_new(prepare(event, session.indexer))
 
 
 def record_all(session: Session, events: Sequence[dict[str, Any]]) -> None:
@@ -66,13 +73,10 @@ def prepare(event: dict[str, Any], indexer: Indexer) -> Prepared:
     return prepare_new(AUDIT_EVENT, new_id(), _checked(event), indexer)
 
 
-def record_reads(repo: Repository, events: Sequence[dict[str, Any]]) -> None:
-    """Store the events of a read-only interaction in a transaction of their own and return only
-    once it is durable; the caller responds after this returns, never before (see above)."""
+def record_reads(repo: Repository, events: Sequence[dict[str, Any]], sync: bool = False) -> None:
+    """Store the events of a read-only interaction in a transaction of their own, group-committed
+    with other requests' events, and return only once it is committed; the caller responds
+    after this returns, never before (see above). `sync` also waits for the disk (fsync)."""
     prepared = [prepare(e, repo.indexer) for e in events]
-    if len(prepared) == 1:
-        repo.insert_new(prepared[0])  # group-committed with other requests' events
-    elif prepared:
-        with repo.writer() as session:
-            for item in prepared:
-                session.insert_new(item)
+    if prepared:
+        repo.insert_new(prepared[0], prepared[1:], sync=sync)

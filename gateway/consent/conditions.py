@@ -54,8 +54,10 @@ def period(value: Any, access: Access) -> Tri:
 
 
 def purpose(value: Any, access: Access) -> Tri:
-    if access.purpose is None:  # the caller states none: a purpose restriction does not bite
-        return True
+    if access.purpose is None:
+        # The caller states none: unknown, so a purpose-bound permit does not apply and a
+        # purpose-bound deny does (fail closed; X-Purpose-Of-Use states it per request).
+        return None
     return any(
         isinstance(c, dict) and (c.get("system"), c.get("code")) == access.purpose
         for c in _list(value)

@@ -61,6 +61,16 @@ class ConsentContext:
                 if key and key[0] == "Patient" and key[1] in self._consents:
                     self._consents[key[1]].append(consent)
 
+    def forget(self, resource: Resource) -> None:
+        """Drop what a write of `resource` makes stale (itself; its client's Consents when it is
+        a Consent), so later decisions in the same request see the write."""
+        key = (str(resource.get("resourceType")), str(resource.get("id")))
+        self._read.pop(key, None)
+        if key[0] == "Consent":
+            client = reference_key(resource.get("patient"))
+            if client and client[0] == "Patient":
+                self._consents.pop(client[1], None)
+
     def clients(self, resource: Resource) -> tuple[Client, ...]:
         """The clients a resource is tied to, each with their Patient and Consents."""
         self.prepare([resource])
@@ -72,9 +82,10 @@ class ConsentContext:
         )
 
     def holders(self, resource: Resource) -> frozenset[str]:
-        """The organisations that hold this record (custodian table + extension)."""
-        self.prepare([resource])
+        """The organisations that hold this record (custodian table + extension). Loads only
+        the PractitionerRoles it names: a record holder is decided without client data."""
         refs = holder_refs(resource)
+        self._load({k for k in refs if k[0] == "PractitionerRole"})
         roles = {rid: self._role_org(rid) for rtype, rid in refs if rtype == "PractitionerRole"}
         return holder_orgs(refs, roles)
 

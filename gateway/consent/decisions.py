@@ -14,6 +14,8 @@ Rules, in order (issue 3, "Consent decisions and enforcement"):
       of the client's patient-privacy Consents (any status but entered-in-error): they manage the
       consent, so they hold the client's process (IHE PCF: the custodian grants, actors receive);
    b. a client whose Patient is not stored: nothing for others (UNKNOWN_CLIENT);
+   b2. the audit trail (CUSTODIAN_ONLY_TYPES): nothing for others, whatever the Consents say
+       (AUDIT_TRAIL);
    c. TURVAKIELTO (hooks.will_see also masks): the Patient resource itself is never shown to
       others, even with consent (PROTECTED_CLIENT);
    d. the client's active patient-privacy Consents (R4 consent.html; provisions.py reads the tree)
@@ -36,6 +38,7 @@ from gateway.consent.model import Caller, Client, Decision, Reason, Verdict
 from gateway.consent.periods import Unreadable, instant_us, not_before
 from gateway.consent.records import has_coding, is_protected, reference_key
 from gateway.consent.vocabulary import (
+    CUSTODIAN_ONLY_TYPES,
     DECIDING_STATUS,
     DIRECTORY_TYPES,
     NOT_CUSTODY_STATUSES,
@@ -86,6 +89,8 @@ def _for_client(caller: Caller, rtype: str, client: Client, access: Access) -> D
         return Decision(Verdict.PERMIT, Reason.CLIENT_CUSTODIAN, client=client.id)
     if client.patient is None:
         return Decision(Verdict.DENY, Reason.UNKNOWN_CLIENT, client=client.id)
+    if rtype in CUSTODIAN_ONLY_TYPES:
+        return Decision(Verdict.DENY, Reason.AUDIT_TRAIL, client=client.id)
     if rtype == "Patient" and is_protected(client.patient):
         return Decision(Verdict.DENY, Reason.PROTECTED_CLIENT, client=client.id)
     return _by_consents(client, access)

@@ -59,6 +59,8 @@ class Reason(StrEnum):
     NOT_PLAN_RESOURCE = "not-plan-resource"  # a type outside the plan and directory tables
     NO_CLIENT = "no-client"  # a plan resource tied to no client we can resolve
     UNKNOWN_CLIENT = "unknown-client"  # tied to a Patient that is not stored
+    AUDIT_TRAIL = "audit-trail"  # AuditEvents: the client's custodians only
+    WRITE_REFUSED = "write-refused"  # a write the write rules (writes.py) do not allow
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
 CONSENT_ACTION = "http://terminology.hl7.org/CodeSystem/consentaction"
 RESOURCE_TYPES_SYSTEM = "http://hl7.org/fhir/resource-types"
 HETU_SYSTEM = "urn:oid:1.2.246.21"
+OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 
 Coding = tuple[str, str]  # (system, code)
 
@@ -73,7 +74,12 @@ CLIENT_LINKS: dict[str, tuple[Path, ...]] = {
     "Communication": (Path("subject"), Path("recipient"), Path("sender")),
     "DocumentReference": (Path("subject"),),
     "Composition": (Path("subject"),),
+    # The audit trail (IHE BALP): an event is about the patients it names in role Patient.
+    "AuditEvent": (Path("entity", "what", ("role", (OBJECT_ROLE, "1"))),),
 }
+# Plan types shown to the client's custodians only, never under a permit Consent: the audit
+# trail says who looked at what, including what was withheld from whom.
+CUSTODIAN_ONLY_TYPES: frozenset[str] = frozenset({"AuditEvent"})
 PLAN_TYPES: frozenset[str] = frozenset(CLIENT_LINKS)
 # Types whose client links may go through another resource (one hop, never further).
 VIA_TYPES: frozenset[str] = frozenset({"Provenance"})

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gateway.consent.enforcement import Gate
 from gateway.errors import invalid
 
 if TYPE_CHECKING:
@@ -64,6 +65,10 @@ class FhirRequest:
     raw_body: bytes = b""
     # The authenticated organisation (and acting PractitionerRole); None when require_auth is off.
     caller: Caller | None = None
+    # The disclosure gate and audit trail of this request (gateway.consent.enforcement): every
+    # path out asks it; trusted (permits all, records nothing) only when there is no caller.
+    gate: Gate = field(default_factory=Gate.trusted)
+    request_id: str = ""  # X-Request-Id, echoed on the response and recorded in AuditEvents
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())

@@ -16,6 +16,7 @@ from anyio import CapacityLimiter
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from gateway.consent.enforcement import Gate, request_id
 from gateway.errors import Category, FhirError, invalid
 from gateway.fhir_api import formats
 from gateway.fhir_api.capability import capability_statement
@@ -47,6 +48,10 @@ FORMAT_PARAMS = ("_format", "_pretty")
 # Headers that carry one value: a repeated one is ambiguous (which condition holds?), so a 400.
 # Others repeat by the HTTP rule and are joined with ", " (RFC 9110 section 5.3).
 SINGLE_HEADERS = ("content-type", "if-match", "if-none-exist", "if-none-match", "if-modified-since")
+# X-Purpose-Of-Use: a v3-ActReason code (CAREMGT, TREAT, …) the caller states for this request;
+# compared with Consent.provision.purpose and recorded in AuditEvent.purposeOfEvent.
+PURPOSE_HEADER = "x-purpose-of-use"
+_PURPOSE = re.compile(r"^[A-Za-z][A-Za-z0-9\-]{0,31}$")
 
 
 def _base(request: Request, svc: Services) -> str:
@@ -96,13 +101,15 @@ def _respond(req: FhirRequest, resp: FhirResponse) -> Response:
                     }
                 ],
             }
+    if req.request_id:
+        resp.headers["X-Request-Id"] = req.request_id
     if body is None:
         return Response(status_code=resp.status, headers=resp.headers)
     content, ctype = formats.render(body, fmt, pretty)
     return Response(content, status_code=resp.status, headers=resp.headers, media_type=ctype)
 
 
-def _error(req: FhirRequest | None, err: FhirError) -> Response:
+def _error(req: FhirRequest | None, err: FhirError, rid: str = "") -> Response:
     fmt, pretty = "json", False
     if req is not None:
         try:
@@ -114,7 +121,19 @@ def _error(req: FhirRequest | None, err: FhirError) -> Response:
         content, ctype = formats.render(err.outcome(), fmt, pretty)
     except FhirError:
         content, ctype = formats.render(err.outcome(), "json", pretty)
-    return Response(content, status_code=err.status, headers=err.headers, media_type=ctype)
+    headers = dict(err.headers)
+    if rid:
+        headers["X-Request-Id"] = rid
+    return Response(content, status_code=err.status, headers=headers, media_type=ctype)
+
+
+def _purpose(headers: dict[str, str]) -> str | None:
+    value = headers.get(PURPOSE_HEADER)
+    if value is None:
+        return None
+    if not _PURPOSE.match(value.strip()):
+        raise invalid("X-Purpose-Of-Use takes one v3-ActReason code, e.g. CAREMGT", PURPOSE_HEADER)
+    return value.strip()
 
 
 async def _build(
@@ -124,6 +143,7 @@ async def _build(
     id: str | None,
     vid: str | None,
     route: str | None = None,
+    rid: str = "",
 ) -> FhirRequest:
     if resource_type == "metadata":  # only GET /metadata has its own route
         raise FhirError(Category.METHOD_NOT_ALLOWED, "/metadata answers GET only")
@@ -174,8 +194,16 @@ async def _build(
         and not request.url.path.endswith("/_search")
     ):
         raise invalid("a resource body is required", resource_type)
+    req.request_id = rid or request_id(req.headers)
     if caller is not None:
         req.caller = caller
+        req.gate = Gate.for_caller(
+            caller,
+            req.base,
+            req.request_id,
+            _purpose(req.headers),
+            svc.settings.audit_reads_fsync,
+        )
         authorize(caller, route, req)
     return req
 
@@ -187,32 +215,46 @@ def install(app: FastAPI, svc: Services) -> None:
     # cheaper on the event loop than the thread hand-off around it. PostgreSQL waits on the
     # network, so there every interaction runs in the thread pool.
     quick_reads = svc.repo.dialect == "sqlite"
+    # With a caller every read also commits its AuditEvent (a durable write): never on the loop.
+    inline_reads = quick_reads and not svc.settings.require_auth
     # Reads are CPU-bound Python plus, on SQLite, in-process database work: beyond a few threads
     # they only contend for the GIL, and every SQLite thread keeps its own connection and page
     # cache. Writes mostly wait (for the writer queue, for fsync, or on PostgreSQL for the
     # network), and the more of them wait together, the more creates share one group commit.
-    read_threads = svc.settings.worker_threads or (8 if quick_reads else 32)
+    # Audited reads wait on a shared commit: the more wait together, the more share one.
+    read_threads = svc.settings.worker_threads or (8 if inline_reads else 32)
     readers, writers = CapacityLimiter(read_threads), CapacityLimiter(max(read_threads, 40))
 
     def route(path: str, methods: list[str], interaction: Interaction, quick: bool = False) -> None:
-        inline = quick and quick_reads
+        inline = quick and inline_reads
         limiter = readers if methods == ["GET"] or path.endswith("/_search") else writers
 
         async def endpoint(request: Request) -> Response:
             p = request.path_params
             req: FhirRequest | None = None
+            rid = request_id({"x-request-id": request.headers.get("x-request-id") or ""})
             try:
-                req = await _build(request, svc, p.get("rtype"), p.get("rid"), p.get("vid"), path)
+                req = await _build(
+                    request, svc, p.get("rtype"), p.get("rid"), p.get("vid"), path, rid
+                )
                 if inline:
                     resp = interaction(svc, req)
                 else:
                     resp = await anyio.to_thread.run_sync(interaction, svc, req, limiter=limiter)
                 return _respond(req, resp)
             except FhirError as err:
-                return _error(req, err)
+                answer = err
+                if req is not None and req.gate.denials:
+                    # A refusal is audited even though nothing else of the request happened.
+                    try:
+                        await anyio.to_thread.run_sync(req.gate.flush_denials, svc.repo)
+                    except FhirError as failed:
+                        answer = failed
+                return _error(req, answer, rid)
             except Exception:
                 log.exception("unexpected failure in %s %s", request.method, path)
-                return _error(req, FhirError(Category.FAULT, "internal error; see server log"))
+                fault = FhirError(Category.FAULT, "internal error; see server log")
+                return _error(req, fault, rid)
 
         app.add_api_route(
             "/fhir" + path,

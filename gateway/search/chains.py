@@ -2,7 +2,10 @@
 (`_has:Task:focus:status=x`, nested) search parameters (http://hl7.org/fhir/R4/search.html#chaining).
 
 Both nest the id subqueries of criteria.py through the reference index; nothing here runs SQL
-or binds request text into SQL other than as `?` arguments.
+or binds request text into SQL other than as `?` arguments. Every inner level (the chained
+target, the `_has` source) passes through `ctx.visible` first: an untrusted caller's chain must
+never match through, nor a `_has` probe reveal, a resource the caller may not see (hapi-fhir
+#6065). Nothing here may join over inner rows without it.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ def chain(rtype: str, sp: SearchParam, tmod: str | None, rest: str, value: str, 
     for target in _targets(sp, tmod, where):
         if not known(target, rest):
             continue  # the chained parameter may exist on another of the possible targets
-        inner, args = criteria.ids_sql(target, rest, value, ctx)
+        inner, args = ctx.visible(target, criteria.ids_sql(target, rest, value, ctx))
         parts.append((f"target_type = ? AND target_id IN ({inner})", [target, *args]))
     if not parts:
         raise invalid(f"no target of '{sp.code}' has a parameter named by {where}", where)
@@ -55,7 +58,7 @@ def has(rtype: str, name: str, value: str, ctx: Ctx) -> Sql:
     ref = criteria.param(source, ref_code, name)
     if ref.type != "reference":
         raise invalid(f"'{ref_code[:60]}' is not a reference parameter of {source}", name)
-    inner_sql, inner_args = criteria.ids_sql(source, inner, value, ctx)
+    inner_sql, inner_args = ctx.visible(source, criteria.ids_sql(source, inner, value, ctx))
     sql = (
         "SELECT target_id FROM sp_reference WHERE res_type = ? AND param = ? "
         f"AND target_type = ? AND res_id IN ({inner_sql})"

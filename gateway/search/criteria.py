@@ -6,11 +6,16 @@ res_type = ? AND param = ? AND …)`. Chains (`subject:Patient.name=x`) and reve
 (`_has:Task:focus:status=x`) nest the same subqueries. Comma-separated values are OR'd; repeated
 parameters become separate criteria (AND). Never puts request text into SQL: values and parameter
 codes are bound as `?` arguments; only table names from a fixed map appear in the SQL text.
+
+A chain or `_has` level reads other resources than the ones searched: for a caller who may not
+see everything, `Ctx.restrict` replaces that inner id subquery by the ids the caller may see
+(search/visibility.py), so a probe answers as if hidden resources did not exist.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from gateway.errors import invalid
 from gateway.search import chains, predicates
@@ -40,6 +45,12 @@ MAX_VALUES = 100
 @dataclass(frozen=True)
 class Ctx:
     base: str  # our own absolute service base, to recognise our own absolute references
+    # (type, inner id subquery) -> SQL for the ids of it the caller may see, used by every chain
+    # and `_has` level; None when the caller may see everything (trusted: plain subqueries).
+    restrict: Callable[[str, Sql], Sql] | None = field(default=None, compare=False)
+
+    def visible(self, rtype: str, inner: Sql) -> Sql:
+        return inner if self.restrict is None else self.restrict(rtype, inner)
 
 
 def param(rtype: str, code: str, where: str) -> SearchParam:

@@ -3,11 +3,15 @@ to return with a page of matches, as (type, id) keys, read from the reference in
 
 `Source:param[:Target]` and `*` are supported, with `:iterate` applied to newly included
 resources up to a fixed depth. This module only finds keys; it must never read or render
-resource bodies (that happens at the one disclosure point in bundle.py).
+resource bodies (that happens at the one disclosure point in bundle.py). With a `visible` filter
+(an untrusted caller), each iteration's new keys pass it before they are included or followed:
+a hidden resource is never returned and `:iterate` never reads references out of it
+(microsoft/fhir-server PR #5683).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.errors import invalid
@@ -84,9 +88,15 @@ def _reverse(session: Session, spec: Spec, rtype: str, ids: list[str], local: st
 
 
 def included_keys(
-    session: Session, base: str, matches: list[Key], includes: list[Spec], revincludes: list[Spec]
+    session: Session,
+    base: str,
+    matches: list[Key],
+    includes: list[Spec],
+    revincludes: list[Spec],
+    visible: Callable[[list[Key]], list[Key]] | None = None,
 ) -> list[Key]:
-    """Keys to include with `matches` (never the matches themselves), in a stable order."""
+    """Keys to include with `matches` (never the matches themselves), in a stable order.
+    `visible(keys)`: the ones among `keys` the caller may see (None: all of them)."""
     local = like_escape(base) + "/%"
     seen: set[Key] = set(matches)
     found: list[Key] = []
@@ -102,9 +112,11 @@ def included_keys(
                 if first or spec.iterate:
                     new |= _reverse(session, spec, rtype, ids, local)
         fresh = sorted(k for k in new - seen if served(k[0]))
+        seen.update(fresh)  # hidden ones too: decided once, never asked again
+        if visible is not None and fresh:
+            fresh = visible(fresh)
         if not fresh:
             break
-        seen.update(fresh)
         found.extend(fresh)
         frontier, first = fresh, False
     return found

@@ -121,8 +121,12 @@ class Repository(Protocol):
 
     def writer(self) -> AbstractContextManager[Session]: ...
 
-    def insert_new(self, prepared: Any) -> StoredVersion:
-        """Store a `sql.prepare_new` version as its own durable transaction (the plain create)."""
+    def insert_new(
+        self, prepared: Any, companions: Sequence[Any] = (), sync: bool = True
+    ) -> StoredVersion:
+        """Store a `sql.prepare_new` version as its own durable transaction (the plain create),
+        with `companions` (its AuditEvent) in the same transaction. `sync=False`: committed so
+        that it survives the gateway process dying, without waiting for the disk (fsync)."""
 
     def close(self) -> None: ...
 

@@ -6,7 +6,7 @@ conditional creates cannot both win); readers run in ordinary READ COMMITTED tra
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import psycopg
@@ -63,10 +63,23 @@ class PostgresRepository:
     def writer(self) -> Iterator[SqlSession]:
         return self._tx(False)
 
-    def insert_new(self, prepared: Prepared) -> StoredVersion:
-        """A create outside any transaction: one atomic statement in autocommit mode."""
-        with self._tx(False, consistent=False) as session:
-            return session.insert_new(prepared)
+    def insert_new(
+        self, prepared: Prepared, companions: Sequence[Prepared] = (), sync: bool = True
+    ) -> StoredVersion:
+        """A create outside any transaction: one atomic statement in autocommit mode; with
+        companions (its AuditEvent) one transaction for all of them. `sync=False` (read
+        AuditEvents): synchronous_commit off for this transaction, so the commit does not wait
+        for the WAL flush; it survives the gateway process dying, not a database server crash."""
+        if not companions and sync:
+            with self._tx(False, consistent=False) as session:
+                return session.insert_new(prepared)
+        with self._tx(False) as session:
+            if not sync:
+                session.execute("SET LOCAL synchronous_commit = off")
+            stored = session.insert_new(prepared)
+            for companion in companions:
+                session.insert_new(companion)
+            return stored
 
     def migrate(self) -> None:
         with self.pool.connection() as conn, conn.transaction():

@@ -14,7 +14,7 @@ import fcntl
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -35,10 +35,14 @@ def _busy() -> FhirError:
 
 
 class _PendingCreate:
-    __slots__ = ("done", "error", "prepared")
+    __slots__ = ("companions", "done", "error", "prepared", "sync")
 
-    def __init__(self, prepared: Prepared) -> None:
+    def __init__(
+        self, prepared: Prepared, companions: Sequence[Prepared] = (), sync: bool = True
+    ) -> None:
         self.prepared = prepared
+        self.companions = companions  # stored with it or not at all (its AuditEvent)
+        self.sync = sync  # fsync at COMMIT (else safe from a process crash, not a power cut)
         self.done = False
         self.error: BaseException | None = None
 
@@ -46,11 +50,17 @@ class _PendingCreate:
 def _insert_isolated(session: SqlSession, item: _PendingCreate) -> None:
     session.execute("SAVEPOINT one_create")
     try:
-        session.insert_new(item.prepared)
+        _insert(session, item)
     except sqlite3.Error as e:
         session.execute("ROLLBACK TO one_create")
         item.error = e
     session.execute("RELEASE one_create")
+
+
+def _insert(session: SqlSession, item: _PendingCreate) -> None:
+    session.insert_new(item.prepared)
+    for companion in item.companions:
+        session.insert_new(companion)
 
 
 class SqliteRepository:
@@ -130,12 +140,18 @@ class SqliteRepository:
                 if self._queue_fd is not None:
                     fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
 
-    def insert_new(self, prepared: Prepared) -> StoredVersion:
+    def insert_new(
+        self, prepared: Prepared, companions: Sequence[Prepared] = (), sync: bool = True
+    ) -> StoredVersion:
         """A create outside any transaction, group-committed: whichever waiting writer gets the
         queue first stores every create queued so far in one transaction, one fsync, each in
         its own savepoint so one failure fails only its own request (as PostgreSQL's group
-        commit does for separate transactions). Returns once this create is durable."""
-        mine = _PendingCreate(prepared)
+        commit does for separate transactions). Returns once this create is durable.
+
+        `sync=False` (read AuditEvents, see audit/recorder.py): committed to the WAL without an
+        fsync (synchronous=NORMAL for that commit): it survives the gateway process dying the
+        moment this returns, not a power cut. A group holding any `sync` item fsyncs."""
+        mine = _PendingCreate(prepared, companions, sync)
         with self._pending_lock:
             self._pending.append(mine)
         with self._write_queue:
@@ -148,17 +164,22 @@ class SqliteRepository:
         return prepared.version
 
     def _commit_group(self, batch: list[_PendingCreate]) -> None:
+        relaxed = not any(item.sync for item in batch)
         try:
             if self._queue_fd is not None:
                 fcntl.flock(self._queue_fd, fcntl.LOCK_EX)
+            if relaxed:
+                self._conn().execute("PRAGMA synchronous=NORMAL")
             try:
                 with self._tx("BEGIN IMMEDIATE") as session:
                     if len(batch) == 1:  # alone in its group: its failure is the group's
-                        session.insert_new(batch[0].prepared)
+                        _insert(session, batch[0])
                     else:
                         for item in batch:
                             _insert_isolated(session, item)
             finally:
+                if relaxed:
+                    self._conn().execute("PRAGMA synchronous=FULL")
                 if self._queue_fd is not None:
                     fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
         except BaseException as e:  # the COMMIT itself failed: nothing of the group is stored

@@ -1,7 +1,12 @@
 """A real gateway for tests: uvicorn in a subprocess on a free loopback port, on a fresh database.
 
-Used by tests/e2e (real FHIR clients) and tests/gateway/test_concurrency.py (real concurrent HTTP
-clients). The server only ever listens on 127.0.0.1; it never reaches any other address.
+Used by tests/e2e (real FHIR clients), tests/gateway/test_concurrency.py (real concurrent HTTP
+clients) and tests/gateway/security/test_live.py. The server only ever listens on 127.0.0.1; it
+never reaches any other address. It requires bearer tokens (the default), with its token key in
+the module's folder; `Gateway.token()` gets one the way a partner system does: discovery at
+/.well-known/smart-configuration, a client assertion signed with the demo organisation's key
+(samples/organisations/demo-keys), POST to the real token endpoint. Tokens live 300 s: get one
+per test, not per module.
 """
 
 from __future__ import annotations
@@ -20,7 +25,11 @@ from typing import Any
 import httpx
 import psycopg
 
+from gateway.security.registry import load_registry
+from gateway.settings import ORGANISATIONS_DIR
 from gateway.storage.postgres import reset_database
+from tests.gateway.security.helpers import assertion, form
+from tests.helpers import DEFAULT_CLIENT
 
 PG_ADMIN = os.environ.get(
     "PLAN_GATEWAY_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -36,6 +45,33 @@ class Gateway:
     base: str
     database_url: str
     log: Path
+
+    @property
+    def root(self) -> str:
+        """The server root (where /auth/token and /.well-known live)."""
+        return self.base.removesuffix("/fhir")
+
+    def token(self, client_id: str = DEFAULT_CLIENT, scope: str | None = None) -> str:
+        """An access token from this server's token endpoint for a demo organisation (its
+        registered scopes unless `scope` names fewer)."""
+        return fetch_token(self.root, client_id, scope)
+
+    def auth_headers(self, client_id: str = DEFAULT_CLIENT, scope: str | None = None) -> dict:
+        return {"Authorization": f"Bearer {self.token(client_id, scope)}"}
+
+
+def fetch_token(root: str, client_id: str = DEFAULT_CLIENT, scope: str | None = None) -> str:
+    """SMART Backend Services against a running gateway: discovery, a signed client assertion
+    (the demo key), the token request."""
+    org = load_registry(ORGANISATIONS_DIR).find(client_id)
+    assert org is not None, f"{client_id} is not a demo organisation"
+    conf = httpx.get(f"{root}/.well-known/smart-configuration", timeout=30)
+    assert conf.status_code == 200, conf.text
+    url = str(conf.json()["token_endpoint"])
+    scopes = scope if scope is not None else " ".join(org.scope_text)
+    r = httpx.post(url, data=form(assertion(org.client_id, token_url=url), scopes), timeout=30)
+    assert r.status_code == 200, r.text
+    return str(r.json()["access_token"])
 
 
 def free_port() -> int:
@@ -78,8 +114,12 @@ def running_gateway(database_url: str, workdir: Path, workers: int = 1) -> Itera
     port = free_port()
     base = f"http://127.0.0.1:{port}/fhir"
     log = workdir / f"server-{port}.log"
-    env = {**os.environ, "PLAN_GATEWAY_DATABASE": database_url, "PLAN_GATEWAY_BASE_URL": ""}
-    env.pop("PLAN_GATEWAY_BASE_URL")
+    env = {
+        "PLAN_GATEWAY_TOKEN_KEY_FILE": str(workdir / "token-key.json"),
+        **os.environ,
+        "PLAN_GATEWAY_DATABASE": database_url,
+    }
+    env.pop("PLAN_GATEWAY_BASE_URL", None)
     cmd = [
         sys.executable,
         "-m",

@@ -134,7 +134,11 @@ def test_load_refuses_files_that_are_not_fhir(database_url: str, tmp_path: Path)
 def started(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, int]]:
     calls: list[tuple[str, int, int]] = []
     monkeypatch.setattr(cli, "run_server", lambda h, p, w: calls.append((h, p, w)))
-    monkeypatch.delenv("PLAN_GATEWAY_DATABASE", raising=False)  # restored after the test
+    # serve sets these for its workers: unset here and restored after the test (delenv alone
+    # records nothing when the variable is absent, and serve's value would leak into later tests)
+    for name in ("PLAN_GATEWAY_DATABASE", "PLAN_GATEWAY_REQUIRE_AUTH"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     return calls
 
 
@@ -145,6 +149,32 @@ def test_serve_defaults(started: list, tmp_path: Path, monkeypatch: pytest.Monke
     assert started == [("127.0.0.1", 8080, 1)]
     expected = f"sqlite:///{tmp_path.resolve()}/data/gateway.db"
     assert os.environ["PLAN_GATEWAY_DATABASE"] == expected
+    # Auth is on: the start-up text says how to get a token and use it, and warns of nothing.
+    assert "PLAN_GATEWAY_REQUIRE_AUTH" not in os.environ
+    assert "token --org sote-keskus --base-url http://127.0.0.1:8080" in result.output
+    assert 'curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/fhir/Patient' in (
+        result.output
+    )
+    assert "WARNING" not in result.output
+
+
+def test_serve_no_auth_is_explicit_and_loud(started: list, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    result = invoke("serve", "--no-samples", "--no-auth")
+    assert result.exit_code == 0, result.output
+    assert os.environ["PLAN_GATEWAY_REQUIRE_AUTH"] == "0"  # what the workers read
+    assert "authentication is OFF" in result.output and "no consent gate" in result.output
+    assert "token --org" not in result.output
+
+
+def test_serve_refuses_an_unreadable_auth_setting(
+    started: list, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PLAN_GATEWAY_REQUIRE_AUTH", "maybe")
+    result = CliRunner().invoke(cli.main, ["serve"])
+    assert result.exit_code == 1 and "PLAN_GATEWAY_REQUIRE_AUTH" in result.output
+    assert started == []
 
 
 def test_serve_options_and_samples(started: list, database_url: str) -> None:
@@ -154,6 +184,8 @@ def test_serve_options_and_samples(started: list, database_url: str) -> None:
     assert result.exit_code == 0, result.output
     assert started == [("0.0.0.0", 9999, 3)]
     assert "00-network.json: transaction" in result.output
+    assert "--base-url http://127.0.0.1:9999)" in result.output  # reachable from this machine
+    assert "http://127.0.0.1:9999/fhir/Patient/aino" in result.output
     assert current_version(database_url, "Patient", "aino") == 1
 
 

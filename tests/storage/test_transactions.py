@@ -7,6 +7,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from gateway.consent.vocabulary import CUSTODIAN_EXTENSION
 from gateway.fhir_api.context import Services
 from gateway.storage import Repository
 from tests.storage.factories import counts, patient, tokens
@@ -77,8 +78,10 @@ def test_http_read_serves_stored_bytes_verbatim(client: TestClient, services: Se
     # path parsed and re-serialised, the spacing and key order would change.
     odd = (
         b'{ "meta" : {"lastUpdated":"2024-01-01T00:00:00.000000Z", "versionId":"1"},'
-        b' "id":"' + pid.encode() + b'",  "gender":"other", "resourceType":"Patient" }'
-    )
+        b' "id":"' + pid.encode() + b'",  "gender":"other", "resourceType":"Patient" ,'
+        b' "extension" : [{"url":"' + CUSTODIAN_EXTENSION.encode() + b'",'
+        b' "valueReference":{"reference":"Organization/org-sote-keskus"}}] }'
+    )  # the creator (the client fixture's organisation) stays its custodian, so may read it
     with services.repo.writer() as s:
         s.execute(
             "UPDATE resources SET body = ? WHERE res_type = ? AND res_id = ?", (odd, "Patient", pid)

@@ -134,6 +134,8 @@ def _checked_resource(svc: Services, entry: Entry, resource: Any) -> dict[str, A
     expect_id = entry.target.id if entry.method == "PUT" else None
     if expect_id is not None and resource.get("id") is None:
         raise invalid(f"a PUT entry's resource must carry the id '{expect_id}'", f"{where}.id")
+    if entry.method == "PUT" and expect_id is None and isinstance(resource.get("id"), str):
+        expect_id = resource["id"]  # a conditional PUT keeps its body's id, as PUT [type]? does
     return svc.validator.validate_resource(resource, expect_id)
 
 

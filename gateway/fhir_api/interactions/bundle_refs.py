@@ -18,6 +18,7 @@ from gateway.fhir_api.context import RESOURCE_TYPES
 from gateway.fhir_api.interactions.bundle_urls import parse_query
 
 if TYPE_CHECKING:
+    from gateway.consent.enforcement import Gate
     from gateway.fhir_api.context import Services
     from gateway.storage.base import Session
 
@@ -28,7 +29,15 @@ _PLACEHOLDER_RE = re.compile(r"urn:(?:uuid|oid):[A-Za-z0-9.\-]+")
 class References:
     """Resolves references for one session; `mapping` is fullUrl -> `Type/id`."""
 
-    def __init__(self, svc: Services, session: Session, base: str, mapping: dict[str, str]):
+    def __init__(
+        self,
+        svc: Services,
+        session: Session,
+        base: str,
+        mapping: dict[str, str],
+        gate: Gate | None = None,
+    ):
+        self.gate = gate  # conditional references see only what the caller may see
         self.svc = svc
         self.session = session
         self.base = base
@@ -63,7 +72,7 @@ class References:
         if resource_type not in RESOURCE_TYPES:
             raise invalid(f"{where}: conditional reference to a type not served here", where)
         params = self.params(parse_query(query, where, required=True))
-        matches = self.svc.search.match_keys(self.session, resource_type, params)
+        matches = self.svc.search.match_keys(self.session, resource_type, params, gate=self.gate)
         if not matches:
             raise invalid(f"{where}: the conditional reference matches no resource", where)
         if len(matches) > 1:

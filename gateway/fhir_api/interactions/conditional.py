@@ -3,16 +3,21 @@
 the criteria, and refuse with 412 when more than one matches.
 
 Used by conditional create, update, delete and the same entries inside batch/transaction; it
-must never write anything itself.
+must never write anything itself. Given the request's disclosure gate, a resource the caller may
+not see does not match (it counts as not existing: never a 412 that reveals it).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from gateway.errors import Category, FhirError
 from gateway.fhir_api.context import FhirRequest, Services
 from gateway.storage.base import Session
+
+if TYPE_CHECKING:
+    from gateway.consent.enforcement import Gate
 
 Key = tuple[str, str]
 # Parameters that shape a response, never criteria of a conditional request.
@@ -35,8 +40,10 @@ def single_match(
     resource_type: str,
     params: list[tuple[str, str]] | str,
     what: str,
+    gate: Gate | None = None,
 ) -> Key | None:
-    """The one live resource matching `params` (a list or a query string), or None.
+    """The one live resource matching `params` (a list or a query string) that `gate` lets the
+    caller see (None: no gate, every resource counts), or None.
 
     Takes the type's conditional lock first, so two conditional writers of the same criteria
     cannot both see "no match" and both create.
@@ -46,7 +53,7 @@ def single_match(
     if not params:
         raise FhirError(Category.INVALID, f"{what} needs search criteria")
     session.lock(lock_key(resource_type))
-    matches = svc.search.match_keys(session, resource_type, params)
+    matches = svc.search.match_keys(session, resource_type, params, gate)
     if len(matches) > 1:
         raise FhirError(
             Category.PRECONDITION_FAILED,

@@ -8,6 +8,7 @@ from typing import Any
 import jsonpatch
 import orjson
 
+from gateway.consent.enforcement import Gate
 from gateway.errors import Category, FhirError, invalid
 from gateway.fhir_api.context import FhirRequest, FhirResponse, Services, check_id
 from gateway.fhir_api.interactions.read import live_version
@@ -66,16 +67,22 @@ def patch_in(
     id: str,
     ops: list[dict[str, Any]],
     if_match: str | None,
+    *,
+    gate: Gate,
 ) -> FhirResponse:
     session.lock(f"{resource_type}/{id}")
-    current = live_version(session, resource_type, id)
+    current = live_version(session, resource_type, id, gate)
+    if gate.disclose_one(session, current) is None:  # patching what one cannot see: 404
+        raise FhirError(Category.NOT_FOUND, f"{resource_type}/{id} is not known")
     patched = apply_ops(orjson.loads(current.body), ops)
     if not isinstance(patched, dict):
         raise FhirError(
             Category.UNPROCESSABLE, "JSON Patch must leave a resource object", ("body",)
         )
     resource = svc.validator.validate_body(resource_type, patched, expect_id=id)
-    return update_in(svc, session, base, resource_type, id, resource, if_match, method="PATCH")
+    return update_in(
+        svc, session, base, resource_type, id, resource, if_match, method="PATCH", gate=gate
+    )
 
 
 def patch(svc: Services, req: FhirRequest) -> FhirResponse:
@@ -83,6 +90,15 @@ def patch(svc: Services, req: FhirRequest) -> FhirResponse:
     check_id(req.id)
     ops = parse_patch(req.raw_body)
     with svc.repo.writer() as session:
-        return patch_in(
-            svc, session, req.base, req.resource_type, req.id, ops, req.header("if-match")
+        resp = patch_in(
+            svc,
+            session,
+            req.base,
+            req.resource_type,
+            req.id,
+            ops,
+            req.header("if-match"),
+            gate=req.gate,
         )
+        req.gate.flush_into(session)
+        return resp

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from gateway.consent.enforcement import Gate
 from gateway.errors import Category, FhirError, invalid
 from gateway.fhir_api.context import FhirRequest, FhirResponse, Services
 from gateway.fhir_api.interactions.bundle_apply import Key, apply_entry, resolve_target
@@ -35,10 +36,11 @@ T = TypeVar("T")
 
 def bundle(svc: Services, req: FhirRequest) -> FhirResponse:
     kind, entries = read_bundle(svc, req.resource, req.base)
+    req.gate.start(kind, None)
     if kind == "transaction":
-        results: list[Result] = list(run_transaction(svc, req.base, entries))
+        results: list[Result] = list(run_transaction(svc, req.base, entries, req.gate))
     else:
-        results = run_batch(svc, req.base, entries)
+        results = run_batch(svc, req.base, entries, req.gate)
     prefer = prefer_return(req)
     out = [
         _response_entry(req.base, raw, res, prefer)
@@ -55,20 +57,25 @@ def _response_entry(base: str, entry: Entry | FhirError, res: Result, prefer: st
 
 
 # -- transaction ------------------------------------------------------------------------------
-def run_transaction(svc: Services, base: str, entries: list[Entry | FhirError]) -> list[Result]:
-    """All entries in one writer session, or a FhirError naming the entry that failed."""
+def run_transaction(
+    svc: Services, base: str, entries: list[Entry | FhirError], gate: Gate
+) -> list[Result]:
+    """All entries in one writer session, or a FhirError naming the entry that failed. The
+    entries' AuditEvents commit with them."""
     errors = [e for e in entries if isinstance(e, FhirError)]
     if errors:
         raise combined(errors)
     checked = [e for e in entries if isinstance(e, Entry)]
     with svc.repo.writer() as session:
-        return list(_Transaction(svc, session, base).run(checked))
+        results = list(_Transaction(svc, session, base, gate).run(checked))
+        gate.flush_into(session)
+        return results
 
 
 class _Transaction:
-    def __init__(self, svc: Services, session: Session, base: str) -> None:
-        self.svc, self.session, self.base = svc, session, base
-        self.refs = References(svc, session, base, {})
+    def __init__(self, svc: Services, session: Session, base: str, gate: Gate) -> None:
+        self.svc, self.session, self.base, self.gate = svc, session, base, gate
+        self.refs = References(svc, session, base, {}, gate)
         self.targets: dict[Key, int] = {}  # resource -> the entry that changes it
 
     def run(self, entries: list[Entry]) -> list[FhirResponse]:
@@ -113,7 +120,7 @@ class _Transaction:
             raise at_entry(err, entry.index) from None
 
     def _resolve(self, entry: Entry) -> None:
-        resolve_target(self.svc, self.session, entry, self.refs)
+        resolve_target(self.svc, self.session, entry, self.refs, self.gate)
         if entry.key is None:
             return
         if entry.full_url is not None:
@@ -138,27 +145,34 @@ class _Transaction:
         entry.target.params = self.refs.params(entry.target.params)
 
     def _apply(self, entry: Entry) -> FhirResponse:
-        return apply_entry(self.svc, self.session, self.base, entry)
+        return apply_entry(self.svc, self.session, self.base, entry, self.gate)
 
 
 # -- batch ------------------------------------------------------------------------------------
-def run_batch(svc: Services, base: str, entries: list[Entry | FhirError]) -> list[Result]:
+def run_batch(
+    svc: Services, base: str, entries: list[Entry | FhirError], gate: Gate
+) -> list[Result]:
     """Each entry on its own session; a failure is that entry's result and nothing more."""
-    return [e if isinstance(e, FhirError) else _batch_entry(svc, base, e) for e in entries]
+    return [e if isinstance(e, FhirError) else _batch_entry(svc, base, e, gate) for e in entries]
 
 
-def _batch_entry(svc: Services, base: str, entry: Entry) -> Result:
+def _batch_entry(svc: Services, base: str, entry: Entry, gate: Gate) -> Result:
     try:
         if entry.method == "GET" and entry.target.id is not None:
             with svc.repo.reader() as session:
-                return apply_entry(svc, session, base, entry)
+                result = apply_entry(svc, session, base, entry, gate)
+            gate.flush_reads(svc.repo)
+            return result
         # Writes, and searches too: a search's page snapshot is stored in its session.
         with svc.repo.writer() as session:
             # Batch entries are independent: only conditional references resolve here.
-            refs = References(svc, session, base, {})
-            resolve_target(svc, session, entry, refs)
+            refs = References(svc, session, base, {}, gate)
+            resolve_target(svc, session, entry, refs, gate)
             if entry.resource is not None:
                 refs.rewrite(entry.resource, f"{entry.path}.resource")
-            return apply_entry(svc, session, base, entry)
+            result = apply_entry(svc, session, base, entry, gate)
+            gate.flush_into(session)  # this entry's events commit with it
+            return result
     except FhirError as err:
+        gate.flush_denials(svc.repo)  # what failed did not happen; its denials did
         return at_entry(err, entry.index)

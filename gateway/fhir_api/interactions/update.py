@@ -1,6 +1,10 @@
 """update: PUT [base]/[type]/[id] (update-as-create allowed), If-Match versioning, and
 conditional update PUT [base]/[type]?criteria
 (http://hl7.org/fhir/R4/http.html#update, #cond-update).
+
+The gate's write rules decide what may be stored; an existing resource the caller may not see
+answers 404 (as a missing one would to PATCH/DELETE; a PUT cannot create over it). The update's
+AuditEvent is stored in the same transaction, by whoever opened it (`gate.flush_into`).
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from gateway.consent.enforcement import Gate
 from gateway.errors import Category, FhirError, invalid
 from gateway.fhir_api.context import (
     FhirRequest,
@@ -43,10 +48,17 @@ def update_in(
     resource: dict[str, Any],
     if_match: str | None = None,
     method: str = "PUT",
+    *,
+    gate: Gate,
 ) -> FhirResponse:
     """Update inside an open writer session; `resource` is validated and its id equals `id`."""
     session.lock(f"{resource_type}/{id}")
     current = session.current(resource_type, id)
+    live = None if current is None or current.deleted else current
+    interaction = "patch" if method == "PATCH" else "create" if live is None else "update"
+    checked = gate.check_write(session, interaction, resource_type, live, resource)
+    assert checked is not None
+    resource = checked
     if if_match is not None:
         wanted = parse_etag(if_match)
         if current is None or current.deleted or current.version != wanted:
@@ -65,6 +77,7 @@ def update_in(
         # re-importing the same data is idempotent.
         assert current is not None
         return FhirResponse(200, current.body, version_headers(base, current))
+    gate.note_write(interaction, f"{resource_type}/{id}", resource)
     sv = session.write(resource_type, id, resource, method)
     status = 201 if current is None or current.deleted else 200
     return FhirResponse(status, sv.body, version_headers(base, sv))
@@ -78,13 +91,17 @@ def conditional_update_in(
     criteria: list[tuple[str, str]],
     resource: dict[str, Any],
     if_match: str | None = None,
+    *,
+    gate: Gate,
 ) -> FhirResponse:
-    match = single_match(svc, session, resource_type, criteria, "conditional update")
+    match = single_match(svc, session, resource_type, criteria, "conditional update", gate=gate)
     body_id = resource.get("id")
     if match is None:
         if body_id:
-            return update_in(svc, session, base, resource_type, body_id, resource, if_match)
-        return create_in(svc, session, base, resource_type, resource)
+            return update_in(
+                svc, session, base, resource_type, body_id, resource, if_match, gate=gate
+            )
+        return create_in(svc, session, base, resource_type, resource, gate=gate)
     _, found = match
     if body_id and body_id != found:
         raise invalid(
@@ -92,7 +109,7 @@ def conditional_update_in(
             f"{resource_type}.id",
         )
     resource = {**resource, "id": found}
-    return update_in(svc, session, base, resource_type, found, resource, if_match)
+    return update_in(svc, session, base, resource_type, found, resource, if_match, gate=gate)
 
 
 def update(svc: Services, req: FhirRequest) -> FhirResponse:
@@ -103,10 +120,23 @@ def update(svc: Services, req: FhirRequest) -> FhirResponse:
         body_id = req.resource.get("id") if isinstance(req.resource, dict) else None
         resource = svc.validator.validate_body(req.resource_type, req.resource, expect_id=body_id)
         with svc.repo.writer() as session:
-            return conditional_update_in(
-                svc, session, req.base, req.resource_type, criteria(req), resource, if_match
+            resp = conditional_update_in(
+                svc,
+                session,
+                req.base,
+                req.resource_type,
+                criteria(req),
+                resource,
+                if_match,
+                gate=req.gate,
             )
+            req.gate.flush_into(session)
+            return resp
     check_id(req.id)
     resource = svc.validator.validate_body(req.resource_type, req.resource, expect_id=req.id)
     with svc.repo.writer() as session:
-        return update_in(svc, session, req.base, req.resource_type, req.id, resource, if_match)
+        resp = update_in(
+            svc, session, req.base, req.resource_type, req.id, resource, if_match, gate=req.gate
+        )
+        req.gate.flush_into(session)
+        return resp

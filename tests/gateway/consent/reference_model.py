@@ -7,11 +7,12 @@ rules in issue 3. A disagreement means one of the two (or the renderer) is wrong
 The rules, as plainly as we can state them:
 - you hold the record -> yes; a directory entry -> yes; not a plan resource -> no;
 - no client -> no; you manage one of the client's consents (not entered in error) -> yes;
-- the client's Patient is gone -> no; TURVAKIELTO and it is the Patient -> no;
+- the client's Patient is gone -> no; an audit event -> no; TURVAKIELTO and the Patient -> no;
 - the client's active privacy consents given by now: a deny -> no, else a permit -> yes, else no.
 A consent says: children that apply overrule their parent (a deny among them wins); a child
 inherits whatever it does not state and flips its parent's type unless it states one; a permit
-must name you; every stated condition must hold; a root without type is a deny.
+must name you; every stated condition must hold; a root without type is a deny. A caller that
+states no purpose meets no purpose-bound permit and every purpose-bound deny.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ DIRECTORY = {"Organization", "Practitioner", "PractitionerRole", "Endpoint"}
 PLAN = {
     "Patient", "CarePlan", "Goal", "CareTeam", "ServiceRequest", "Task", "Consent",
     "Provenance", "QuestionnaireResponse", "Communication", "DocumentReference", "Composition",
+    "AuditEvent",
 }  # fmt: skip
+CUSTODIANS_ONLY = {"AuditEvent"}  # the audit trail: never shown under a permit
 MONTH_START = datetime(2026, 11, 1, tzinfo=UTC)
 US = timedelta(microseconds=1)
 
@@ -97,7 +100,9 @@ def may_see(clients: dict[str, ClientModel], thing: Thing, q: Query) -> bool:
     client = clients[thing.client]
     if q.org in managers(client):
         return True
-    if not client.stored or (client.protected and thing.type == "Patient"):
+    if not client.stored or thing.type in CUSTODIANS_ONLY:
+        return False
+    if client.protected and thing.type == "Patient":
         return False
     said = [says(c.root, None, {}, thing, q) for c in in_force(client, q)]
     return "deny" not in said and "permit" in said
@@ -132,17 +137,19 @@ def says(p: Prov, parent: str | None, inherited: dict, thing: Thing, q: Query) -
         return "deny" if "deny" in answers else "permit"
     if kind == "permit" and "actor" not in conds:
         return None
-    return kind if all(holds(n, v, thing, q) for n, v in conds.items()) else None
+    return kind if all(holds(n, v, thing, q, kind) for n, v in conds.items()) else None
 
 
-def holds(name: str, value: object, thing: Thing, q: Query) -> bool:
+def holds(name: str, value: object, thing: Thing, q: Query, kind: str = "permit") -> bool:
     if name == "actor":
         return q.org in value or (q.role is not None and q.role in value)  # type: ignore[operator]
     if name == "period":  # one condition: a child's period replaces the parent's whole period
         start, end = value  # type: ignore[misc]
         return (start is None or q.now >= start.first()) and (end is None or q.now <= end.last())
     if name == "purpose":
-        return q.purpose is None or q.purpose in value  # type: ignore[operator]
+        if q.purpose is None:  # unstated: a purpose-bound permit does not apply, a deny does
+            return kind == "deny"
+        return q.purpose in value  # type: ignore[operator]
     if name == "class":
         return thing.type in value  # type: ignore[operator]
     raise AssertionError(name)

@@ -49,12 +49,21 @@ def test_directory_is_shared_with_every_organisation(rtype: str) -> None:
     assert (d.verdict, d.reason) == (Verdict.PERMIT, Reason.DIRECTORY)
 
 
-@pytest.mark.parametrize("rtype", ["AuditEvent", "Basic", "Subscription", "Observation"])
+@pytest.mark.parametrize("rtype", ["Basic", "Subscription", "Observation"])
 def test_type_outside_the_plan_table_is_for_record_holders_only(rtype: str) -> None:
     resource = {"resourceType": rtype, "id": "a"}
     d = decide(Caller("org-b"), resource, [], frozenset(), NOW)
     assert (d.verdict, d.reason) == (Verdict.DENY, Reason.NOT_PLAN_RESOURCE)
     assert decide(Caller("org-h"), resource, [], frozenset({"org-h"}), NOW).allowed
+
+
+def test_audit_trail_is_for_the_client_custodians_only_whatever_the_consents_say() -> None:
+    event = {"resourceType": "AuditEvent", "id": "e", "entity": [{"what": {"reference": "x"}}]}
+    d = decide_one("org-b", event, [PERMIT_B])
+    assert (d.verdict, d.reason) == (Verdict.DENY, Reason.AUDIT_TRAIL)
+    assert decide_one("org-cust", event, [PERMIT_B]).allowed
+    nobody = decide(Caller("org-cust"), event, [], frozenset(), NOW)  # names no client
+    assert (nobody.verdict, nobody.reason) == (Verdict.DENY, Reason.NO_CLIENT)
 
 
 def test_plan_resource_without_a_client_is_for_record_holders_only() -> None:

@@ -153,7 +153,13 @@ ROWS: list[tuple[str, list[dict[str, Any]], dict[str, Any], Verdict, Reason | No
         NA,
         None,
     ),
-    ("purpose unstated", [permit_b(purpose=purposes("CAREMGT"))], {}, P, None),
+    (
+        "purpose unstated: a purpose-bound permit does not apply",
+        [permit_b(purpose=purposes("CAREMGT"))],
+        {},
+        NA,
+        None,
+    ),
     # Class.
     ("class lists CarePlan", [permit_b(class_=classes("CarePlan"))], {}, P, None),
     ("class lists only Goal", [permit_b(class_=classes("Goal"))], {}, NA, None),

@@ -16,6 +16,8 @@ from tests.gateway.consent.builders import DictLoader
 BUNDLES = Path(__file__).resolve().parents[3] / "samples" / "bundles"
 DURING = datetime(2026, 11, 1, 12, tzinfo=UTC)  # inside every sample consent's period
 AFTER = datetime(2027, 10, 6, 12, tzinfo=UTC)  # Mikko's consent ended 2027-10-05
+# The sample consents permit care management (v3-ActReason CAREMGT): partners state it.
+CAREMGT = ("http://terminology.hl7.org/CodeSystem/v3-ActReason", "CAREMGT")
 
 
 def loader() -> DictLoader:
@@ -43,11 +45,22 @@ def loader() -> DictLoader:
 )
 def test_sample_decisions(org: str, key: tuple[str, str], reason: Reason) -> None:
     store = loader()
-    assert can_see(Caller(org), store.store[key], ConsentContext(store, DURING)).reason is reason
+    caller = Caller(org, purpose=CAREMGT)
+    assert can_see(caller, store.store[key], ConsentContext(store, DURING)).reason is reason
+
+
+def test_a_purpose_bound_permit_needs_the_purpose_stated() -> None:
+    store, plan = loader(), ("CarePlan", "aino-plan")
+    unstated = can_see(Caller("org-kela"), store.store[plan], ConsentContext(store, DURING))
+    assert (unstated.allowed, unstated.reason) == (False, Reason.NO_CONSENT)
+    other = Caller("org-kela", purpose=(CAREMGT[0], "HRESCH"))
+    assert not can_see(other, store.store[plan], ConsentContext(store, DURING)).allowed
 
 
 def test_mikkos_consent_ends_with_its_period() -> None:
     store = loader()
     plan = store.store[("CarePlan", "mikko-plan")]
-    assert not can_see(Caller("org-kela"), plan, ConsentContext(store, AFTER)).allowed
+    assert not can_see(
+        Caller("org-kela", purpose=CAREMGT), plan, ConsentContext(store, AFTER)
+    ).allowed
     assert can_see(Caller("org-sosiaalipalvelut"), plan, ConsentContext(store, AFTER)).allowed

@@ -154,6 +154,9 @@ def client(rng: random.Random, cid: str) -> ClientModel:
     return ClientModel(cid, rng.random() < 0.95, rng.random() < 0.2, consents)
 
 
+PAT = {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1"}
+
+
 def record(
     rtype: str, rid: str, client: str | None, holders: set[str], **elements: Any
 ) -> tuple[Thing, dict[str, Any]]:
@@ -205,6 +208,7 @@ def records_of(rng: random.Random, c: ClientModel) -> list[tuple[Thing, dict[str
             agent=[cst_agent],
         ),
         record("Communication", f"{me}-comm", me, {org}, subject=subject, sender=org_ref(org)),
+        record("AuditEvent", f"{me}-audit", me, set(), entity=[{"what": subject, "role": PAT}]),
     ]
     if c.protected and c.stored:
         out[0][1]["meta"] = {"security": [TURVAKIELTO]}

@@ -130,17 +130,22 @@ def test_built_once_with_the_base_filled_in() -> None:
     assert b["implementation"]["url"] == "http://b/fhir"
 
 
-def test_security_is_advertised_only_where_enforced(tmp_path: Any) -> None:
-    """With require_auth the statement names SMART and the token endpoint; without it, no
-    security element claims a protection that is not there."""
+def test_security_is_advertised_only_where_enforced(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With require_auth (the default) the statement names SMART and the token endpoint;
+    without it, no security element claims a protection that is not there."""
     assert "security" not in to_plain(capability.build("http://example.test/fhir"))["rest"][0]
+    monkeypatch.delenv("PLAN_GATEWAY_REQUIRE_AUTH", raising=False)
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path}/g.db",
-        require_auth=True,
-        token_key_file=str(tmp_path / "key.json"),
+        database_url=f"sqlite:///{tmp_path}/g.db", token_key_file=str(tmp_path / "key.json")
     )
+    assert settings.require_auth
     with TestClient(create_app(settings)) as client:
         doc = client.get("/fhir/metadata").json()  # /metadata stays public
+        settings.require_auth = False  # the unsafe local mode
+        unsafe = client.get("/fhir/metadata").json()
+    assert "security" not in unsafe["rest"][0]
     security = doc["rest"][0]["security"]
     assert security["service"][0]["coding"][0]["code"] == "SMART-on-FHIR"
     uris = security["extension"][0]

@@ -82,6 +82,9 @@ def test_page_links_carry_includes(client: TestClient) -> None:
 def test_snapshot_cap_keeps_total_exact_and_refuses_beyond(
     client: TestClient, services: Services
 ) -> None:
+    # The trusted path (no caller); a caller's total past the cap is absent, see
+    # test_disclosure.py::test_total_is_absent_past_the_snapshot_cap.
+    services.settings.require_auth = False
     services.settings.max_snapshot_keys = 3
     _plans(client, 5)
     first = client.get("/fhir/CarePlan?_count=2").json()
@@ -102,6 +105,7 @@ def test_search_in_a_writer_session_stores_its_snapshot(
 ) -> None:
     from gateway.fhir_api.context import FhirRequest
 
+    services.settings.require_auth = False  # the in-process request below has no caller
     _plans(client, 3)
     req = FhirRequest("GET", "http://testserver/fhir", "CarePlan", params=[("_count", "2")])
     with services.repo.writer() as session:  # as a batch/transaction GET entry would

@@ -1,6 +1,6 @@
-"""Against a real server (uvicorn, two worker processes, require_auth on): one assertion sent
-1,000 times in parallel gives one token across processes; `plan-gateway token --base-url`
-gets a token that the FHIR API accepts."""
+"""Against a real server (uvicorn, two worker processes, require_auth on by default): one
+assertion sent 1,000 times in parallel gives one token across processes; `plan-gateway token
+--base-url` gets a token that the FHIR API accepts."""
 
 from __future__ import annotations
 
@@ -26,16 +26,23 @@ CONNECTIONS = 100
 def gateway(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, worker_id: str
 ) -> Iterator[Gateway]:
-    env = {
-        "PLAN_GATEWAY_REQUIRE_AUTH": "1",
-        "PLAN_GATEWAY_TOKEN_KEY_FILE": "{workdir}/token-key.json",
-    }
-    with gateway_for(request.param, tmp_path_factory, worker_id, "auth", 2, env) as gw:
+    # require_auth is the default; the helper puts the token key in the module's folder.
+    with gateway_for(request.param, tmp_path_factory, worker_id, "auth", 2) as gw:
         yield gw
 
 
 def _root(gw: Gateway) -> str:
-    return gw.base.removesuffix("/fhir")
+    return gw.root
+
+
+def test_the_helper_token_is_accepted_across_processes(gateway: Gateway) -> None:
+    """A token from one worker process's endpoint is accepted by both (one shared key)."""
+    headers = gateway.auth_headers("kela", "system/Organization.rs")
+    # a new connection per request: the kernel hands each to either worker
+    statuses = {
+        httpx.get(f"{gateway.base}/Organization", headers=headers).status_code for _ in range(20)
+    }
+    assert statuses == {200}
 
 
 def test_one_assertion_1000_times_across_processes_gives_one_token(gateway: Gateway) -> None:
