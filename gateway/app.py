@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.audit.writer import AuditWriter
 from gateway.errors import Category, FhirError
 from gateway.fhir_api.context import Services
 from gateway.fhir_api.routes import install, outcome_response
@@ -36,6 +37,7 @@ def build_services(settings: Settings) -> Services:
         search=search,
         validator=Validator(),
         security=build_authority(settings),
+        audit=AuditWriter(repo, settings.audit_reads_fsync),
     )
 
 
@@ -46,6 +48,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        if svc.audit is not None:
+            svc.audit.close()
         svc.repo.close()
 
     app = FastAPI(title="fhir-plan-gateway", version="0.1.0", lifespan=lifespan)

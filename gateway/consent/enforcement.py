@@ -109,6 +109,9 @@ class Gate:
     events: list[dict[str, Any]] = field(default_factory=list)  # stored with what they record
     denials: list[dict[str, Any]] = field(default_factory=list)  # stored even when it fails
     sync_reads: bool = False  # read events wait for the disk too (Settings.audit_reads_fsync)
+    # Set by routes.py when the process's audit writer stores read events after the interaction
+    # returns (gateway/audit/writer.py): then flush_reads/flush_denials leave them to it.
+    deferred: bool = False
     _context: ConsentContext | None = None
     _who: ConsentCaller | None = None
 
@@ -310,6 +313,13 @@ class Gate:
         }[interaction]
         self.events.append(build(self.audit, what, patients))
 
+    def note_export(self, patient_id: str, what: Sequence[str]) -> None:
+        """BALP PrivacyDisclosure: data leaving other than as a REST answer (a CDA export, the
+        client-readable plan, a partner push). The caller must have passed every resource in
+        `what` through `disclose` first; this records that it left."""
+        if self.audit is not None:
+            self.events.append(builders.export(self.audit, patient_id, what))
+
     def note_deny(self, what: str | None, decision: Decision) -> None:
         """BALP AuthZconsent deny: one per withheld resource (or refused request)."""
         if self.audit is None:
@@ -326,19 +336,30 @@ class Gate:
             )
         )
 
-    def _take(self) -> list[dict[str, Any]]:
+    def take(self) -> list[dict[str, Any]]:
+        """The collected events and denials, handed over to be stored (by the audit writer)."""
         events, self.events, self.denials = self.events + self.denials, [], []
         return events
 
+    def take_denials(self) -> list[dict[str, Any]]:
+        """After a refused or failed request: its denials; the rest is dropped (what it recorded
+        did not happen: a rolled-back write, an unsent answer)."""
+        denials, self.events, self.denials = self.denials, [], []
+        return denials
+
+    _take = take
+
     def flush_reads(self, repo: Repository) -> None:
-        """Store the collected events durably before the response is sent (recorder.py)."""
-        self._store(repo, self._take(), self.sync_reads)
+        """Store the collected events before the response is sent (recorder.py), unless the
+        audit writer will (`deferred`)."""
+        if not self.deferred:
+            self._store(repo, self.take(), self.sync_reads)
 
     def flush_denials(self, repo: Repository) -> None:
-        """After a refused or failed request: store its denials, drop the rest (what they
-        recorded did not happen: a rolled-back write, an unsent answer)."""
-        denials, self.events, self.denials = self.denials, [], []
-        self._store(repo, denials, self.sync_reads)
+        """Store the denials of a refused or failed request (`take_denials`), unless the audit
+        writer will (`deferred`)."""
+        if not self.deferred:
+            self._store(repo, self.take_denials(), self.sync_reads)
 
     @staticmethod
     def _store(repo: Repository, events: list[dict[str, Any]], sync: bool) -> None:

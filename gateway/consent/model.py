@@ -60,6 +60,7 @@ class Reason(StrEnum):
     NO_CLIENT = "no-client"  # a plan resource tied to no client we can resolve
     UNKNOWN_CLIENT = "unknown-client"  # tied to a Patient that is not stored
     AUDIT_TRAIL = "audit-trail"  # AuditEvents: the client's custodians only
+    INSUFFICIENT_SCOPE = "insufficient-scope"  # the token's scopes do not cover the request
     WRITE_REFUSED = "write-refused"  # a write the write rules (writes.py) do not allow
 
 

@@ -114,7 +114,14 @@ def smart_security(token_endpoint: str) -> dict[str, Any]:
     conformance.html: the oauth-uris extension names the token endpoint)."""
     return {
         "service": [{"coding": [{"system": SECURITY_SERVICE, "code": "SMART-on-FHIR"}]}],
-        "description": "SMART Backend Services: client_credentials with private_key_jwt.",
+        "description": (
+            "SMART Backend Services: client_credentials with private_key_jwt. Optional request "
+            "headers: X-Acting-Practitioner-Role (a PractitionerRole of the calling "
+            "organisation), X-Purpose-Of-Use (a v3-ActReason code, compared with Consent "
+            "provision.purpose), X-Request-Id (echoed, recorded in AuditEvents). What an "
+            "organisation sees follows the clients' patient-privacy Consents; hidden data "
+            "answers as if it did not exist."
+        ),
         "extension": [
             {
                 "url": OAUTH_URIS,

@@ -15,6 +15,7 @@ from gateway.consent.enforcement import Gate
 from gateway.errors import invalid
 
 if TYPE_CHECKING:
+    from gateway.audit.writer import AuditWriter
     from gateway.search.engine import SearchEngine
     from gateway.security.authority import Authority
     from gateway.security.caller import Caller
@@ -96,6 +97,7 @@ class Services:
     search: SearchEngine
     validator: Validator
     security: Authority | None = None  # gateway.security: registry, token key and verifier
+    audit: AuditWriter | None = None  # stores read AuditEvents in batches (routes.py awaits it)
 
 
 def check_id(id: str, where: str = "id") -> str:

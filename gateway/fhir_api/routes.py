@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from gateway.consent.enforcement import Gate, request_id
+from gateway.consent.model import Decision, Reason, Verdict
 from gateway.errors import Category, FhirError, invalid
 from gateway.fhir_api import formats
 from gateway.fhir_api.capability import capability_statement
@@ -127,6 +128,18 @@ def _error(req: FhirRequest | None, err: FhirError, rid: str = "") -> Response:
     return Response(content, status_code=err.status, headers=headers, media_type=ctype)
 
 
+async def _store_audit(svc: Services, gate: Gate, events: list[dict]) -> None:
+    """Store a request's remaining AuditEvents before its answer leaves: by the process's audit
+    writer (batched, gateway/audit/writer.py), else in a thread of its own."""
+    if not events:
+        return
+    if svc.audit is not None:
+        await svc.audit.store(events)
+    else:
+        gate.events = events
+        await anyio.to_thread.run_sync(gate.flush_reads, svc.repo)
+
+
 def _purpose(headers: dict[str, str]) -> str | None:
     value = headers.get(PURPOSE_HEADER)
     if value is None:
@@ -204,7 +217,14 @@ async def _build(
             _purpose(req.headers),
             svc.settings.audit_reads_fsync,
         )
-        authorize(caller, route, req)
+        req.gate.deferred = svc.audit is not None  # read events: stored by the audit writer
+        try:
+            authorize(caller, route, req)
+        except FhirError:
+            # A refusal by scope is a denial too: audited, then answered.
+            req.gate.note_deny(None, Decision(Verdict.DENY, Reason.INSUFFICIENT_SCOPE))
+            await _store_audit(svc, req.gate, req.gate.take_denials())
+            raise
     return req
 
 
@@ -215,14 +235,15 @@ def install(app: FastAPI, svc: Services) -> None:
     # cheaper on the event loop than the thread hand-off around it. PostgreSQL waits on the
     # network, so there every interaction runs in the thread pool.
     quick_reads = svc.repo.dialect == "sqlite"
-    # With a caller every read also commits its AuditEvent (a durable write): never on the loop.
-    inline_reads = quick_reads and not svc.settings.require_auth
+    # A read's AuditEvent is committed by the audit writer after the interaction returns (the
+    # request awaits it), so an audited read too may run inline; without the writer it commits
+    # inside the interaction and must not block the loop.
+    inline_reads = quick_reads and (svc.audit is not None or not svc.settings.require_auth)
     # Reads are CPU-bound Python plus, on SQLite, in-process database work: beyond a few threads
     # they only contend for the GIL, and every SQLite thread keeps its own connection and page
     # cache. Writes mostly wait (for the writer queue, for fsync, or on PostgreSQL for the
     # network), and the more of them wait together, the more creates share one group commit.
-    # Audited reads wait on a shared commit: the more wait together, the more share one.
-    read_threads = svc.settings.worker_threads or (8 if inline_reads else 32)
+    read_threads = svc.settings.worker_threads or (8 if quick_reads else 32)
     readers, writers = CapacityLimiter(read_threads), CapacityLimiter(max(read_threads, 40))
 
     def route(path: str, methods: list[str], interaction: Interaction, quick: bool = False) -> None:
@@ -241,13 +262,15 @@ def install(app: FastAPI, svc: Services) -> None:
                     resp = interaction(svc, req)
                 else:
                     resp = await anyio.to_thread.run_sync(interaction, svc, req, limiter=limiter)
+                # What the answer discloses is on record before the answer leaves.
+                await _store_audit(svc, req.gate, req.gate.take())
                 return _respond(req, resp)
             except FhirError as err:
                 answer = err
                 if req is not None and req.gate.denials:
                     # A refusal is audited even though nothing else of the request happened.
                     try:
-                        await anyio.to_thread.run_sync(req.gate.flush_denials, svc.repo)
+                        await _store_audit(svc, req.gate, req.gate.take_denials())
                     except FhirError as failed:
                         answer = failed
                 return _error(req, answer, rid)

@@ -245,6 +245,33 @@ class SqlSession:
         self._reindex(sv.resource_type, sv.id, prepared.rows, fresh=True)
         return sv
 
+    def insert_many(self, prepared: Sequence[Prepared]) -> None:
+        """`insert_new` for several (a batch of AuditEvents): on SQLite one executemany per
+        table for the whole batch instead of six statements per resource."""
+        if self.d.name != "sqlite" or len(prepared) < 2:
+            for item in prepared:
+                self.insert_new(item)
+            return
+        versions = [p.version for p in prepared]
+        cur = self.conn.cursor()
+        cur.executemany(
+            self.d.insert_resource,
+            [(v.resource_type, v.id, 1, v.last_updated_us, 0, v.body) for v in versions],
+        )
+        cur.executemany(
+            f"INSERT INTO history ({_HCOLS}) VALUES (?, ?, 1, ?, 0, ?, ?)",
+            [(v.resource_type, v.id, v.last_updated_us, v.body, v.method) for v in versions],
+        )
+        for table in INDEX_TABLES:
+            name = table.removeprefix("sp_")
+            rows = [
+                (p.version.resource_type, p.version.id, *row)
+                for p in prepared
+                for row in getattr(p.rows, name)
+            ]
+            if rows:
+                cur.executemany(_INSERT_INDEX[table], rows)
+
     def delete(self, resource_type: str, id: str) -> StoredVersion | None:
         self.lock(f"{resource_type}/{id}")
         prev = self.current(resource_type, id)

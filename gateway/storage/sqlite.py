@@ -58,9 +58,7 @@ def _insert_isolated(session: SqlSession, item: _PendingCreate) -> None:
 
 
 def _insert(session: SqlSession, item: _PendingCreate) -> None:
-    session.insert_new(item.prepared)
-    for companion in item.companions:
-        session.insert_new(companion)
+    session.insert_many([item.prepared, *item.companions])
 
 
 class SqliteRepository:

@@ -452,3 +452,13 @@ def test_the_audit_trail_is_for_the_clients_custodians(script: Script, services:
         assert script.acting(org).get(f"/fhir/AuditEvent/{some}").status_code == 404
     r = script.acting(PARTNER).get("/fhir/AuditEvent?patient=Patient/aino")
     assert r.status_code == 403  # kela's registration has no AuditEvent scope at all
+
+
+def test_a_refusal_by_scope_is_one_denial(script: Script, services: Services) -> None:
+    # kela's registration has no AuditEvent scope: 403 before anything is read, audited once
+    script.send(PARTNER, "GET", "/fhir/AuditEvent?patient=Patient/aino", 403, {DENY: 1})
+    script.send(PARTNER, "DELETE", f"/fhir/{PLAN}", 403, {DENY: 1})  # no delete scope either
+    script.check(services)
+    denial = next(e for e in stored_events(services) if request_id_of(e) == "kela.get.1")
+    assert denial["outcomeDesc"] == "insufficient-scope"
+    assert requestor(denial) == "Organization/org-kela"
