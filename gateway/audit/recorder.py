@@ -29,6 +29,10 @@ exists even if the bytes never reach the client. So every received response has 
 the only surplus events are those of requests in flight at the kill; the events carry the
 request's X-Request-Id (BALP transaction entity) so a test can match them one to one.
 
+In the server, reads do not call `record_reads`: the process's audit writer (writer.py) stores
+their events in batches from one thread while each request awaits the commit holding its own,
+with the same durability; `record_reads` remains for in-process callers.
+
 Throughput: a read now includes one write commit, so commits are shared. The events go through
 `repo.insert_new`, which on SQLite is group-committed (whichever waiting thread holds the writer
 queue stores every queued insert in one transaction and one fsync, each in its own savepoint)
@@ -63,8 +67,8 @@ def record(session: Session, event: dict[str, Any]) -> None:
 
 
 def record_all(session: Session, events: Sequence[dict[str, Any]]) -> None:
-    for event in events:
-        record(session, event)
+    """Store `events` in the caller's open writer transaction, in one batch."""
+    session.insert_many([prepare(e, session.indexer) for e in events])
 
 
 def prepare(event: dict[str, Any], indexer: Indexer) -> Prepared:

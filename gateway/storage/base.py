@@ -103,6 +103,9 @@ class Session(Protocol):
     def insert_new(self, prepared: Any) -> StoredVersion:
         """Store version 1 made by `sql.prepare_new` (server-assigned id: no lock, no lookup)."""
 
+    def insert_many(self, prepared: Sequence[Any]) -> None:
+        """`insert_new` for several at once (a batch of AuditEvents)."""
+
     def delete(self, resource_type: str, id: str) -> StoredVersion | None:
         """Store a delete marker if the resource is live; None if it was not."""
 

@@ -64,7 +64,7 @@ def create(svc: Services, req: FhirRequest) -> FhirResponse:
     # Body and index rows are built before the write transaction opens: writers queue on it.
     fresh = new_id()
     if not gate.is_trusted:
-        with svc.repo.reader() as session:
+        with svc.repo.reader(consistent=False) as session:  # no snapshot: the writes decide
             checked = gate.check_write(
                 session, "create", req.resource_type, None, {**resource, "id": fresh}
             )
