@@ -5,9 +5,10 @@ serialise).
 One `Gate` per request, built by routes.py once the caller is authenticated (`for_caller`), or
 `trusted()` for in-process tools that run with no caller (the CLI loader, `require_auth` off).
 Interactions never decide visibility themselves: they hand stored versions to `disclose`, keys
-to `visible_keys`, and a resource about to be written to `check_write`; they hand the events the
-gate collected to storage with `flush_reads` (reads: durable before the response) or
-`flush_into` (writes: in the write's own transaction).
+to `visible_keys`, and a resource about to be written to `check_write`. The events the gate
+collects are stored by `flush_into` (writes: in the write's own transaction) or, for reads and
+denials, before the answer leaves: in the server by the process's audit writer, which routes.py
+awaits (`deferred`: gateway/audit/writer.py), in-process by `flush_reads`/`flush_denials`.
 
 Performance: a record holder is decided from the resource and its PractitionerRole references
 alone; only what the caller does not hold loads the client's Patient and Consents, once per
@@ -347,8 +348,6 @@ class Gate:
         denials, self.events, self.denials = self.denials, [], []
         return denials
 
-    _take = take
-
     def flush_reads(self, repo: Repository) -> None:
         """Store the collected events before the response is sent (recorder.py), unless the
         audit writer will (`deferred`)."""
@@ -376,8 +375,8 @@ class Gate:
 
     def flush_into(self, session: Session) -> None:
         """Store the collected events in the caller's open writer transaction."""
-        record_all(session, self._take())
+        record_all(session, self.take())
 
     def prepared_events(self, indexer: Indexer) -> list[Prepared]:
         """The collected events made ready to insert beside a plain create (one commit)."""
-        return [prepare_event(e, indexer) for e in self._take()]
+        return [prepare_event(e, indexer) for e in self.take()]
