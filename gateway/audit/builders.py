@@ -213,3 +213,31 @@ def _issued_entity(token_id: str, scope: str) -> Json:
         "role": p.coding(codes.SECURITY_RESOURCE_ROLE),
         "detail": [{"type": "scope", "valueString": scope}],
     }
+
+
+def provenance(ctx: AuditContext, interaction: str, target: str, custodian_extension: str) -> Json:
+    """R4 Provenance of one write made by a named professional: `target` is the version written
+    (`Type/id/_history/n`), the author agent the acting PractitionerRole on behalf of the calling
+    organisation, which also holds the Provenance (`custodian_extension`: the consent gate's
+    custodian extension URL) so that it sees what it recorded."""
+    if not ctx.practitioner_role_id or not ctx.organization_id:
+        raise ValueError("a write's Provenance names the acting role and its organisation")
+    org = {"reference": f"Organization/{ctx.organization_id}"}
+    return {
+        "resourceType": "Provenance",
+        "extension": [{"url": custodian_extension, "valueReference": org}],
+        "target": [{"reference": target}],
+        "recorded": ctx.recorded,
+        "activity": {
+            "coding": [
+                {"system": codes.DATA_OPERATION, "code": codes.PROVENANCE_ACTIVITY[interaction]}
+            ]
+        },
+        "agent": [
+            {
+                "type": p.concept(codes.PROVENANCE_AUTHOR),
+                "who": {"reference": f"PractitionerRole/{ctx.practitioner_role_id}"},
+                "onBehalfOf": org,
+            }
+        ],
+    }

@@ -132,3 +132,14 @@ PERSONAL_PARAMS = frozenset(
     }
 )
 REDACTED = "*"
+
+# -- Provenance of a write by a named professional (builders.provenance) ---------------------
+DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
+PROVENANCE_ACTIVITY = {
+    "create": "CREATE",
+    "update": "UPDATE",
+    "patch": "UPDATE",
+    "delete": "DELETE",
+}
+PROVENANCE_PARTICIPANT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+PROVENANCE_AUTHOR: Code = (PROVENANCE_PARTICIPANT, "author", "Author")

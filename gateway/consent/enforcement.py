@@ -31,13 +31,16 @@ import orjson
 from gateway.audit import builders
 from gateway.audit.context import AuditContext
 from gateway.audit.recorder import prepare as prepare_event
-from gateway.audit.recorder import record_all, record_reads
+from gateway.audit.recorder import record_reads
 from gateway.consent import hooks, writes
 from gateway.consent.context import ConsentContext
 from gateway.consent.model import Caller as ConsentCaller
 from gateway.consent.model import Decision, Reason, Verdict
 from gateway.consent.records import Key, client_links
+from gateway.consent.vocabulary import CUSTODIAN_EXTENSION
 from gateway.errors import Category, FhirError
+from gateway.storage.ids import new_id
+from gateway.storage.sql import prepare_new
 
 if TYPE_CHECKING:
     from gateway.security.caller import Caller
@@ -109,6 +112,8 @@ class Gate:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     events: list[dict[str, Any]] = field(default_factory=list)  # stored with what they record
     denials: list[dict[str, Any]] = field(default_factory=list)  # stored even when it fails
+    # Provenance of each write by a named professional: stored with the write, never alone.
+    provenance: list[dict[str, Any]] = field(default_factory=list)
     sync_reads: bool = False  # read events wait for the disk too (Settings.audit_reads_fsync)
     # Set by routes.py when the process's audit writer stores read events after the interaction
     # returns (gateway/audit/writer.py): then flush_reads/flush_denials leave them to it.
@@ -298,13 +303,25 @@ class Gate:
         patients = sorted({c for s in shown for c in s.decision.clients})
         self.events.append(builders.query_page(self.audit, path, params, patients, interaction))
 
-    def note_write(self, interaction: str, what: str, resource: Mapping[str, Any] | None) -> None:
+    def note_write(
+        self,
+        interaction: str,
+        what: str,
+        resource: Mapping[str, Any] | None,
+        version: int | None = None,
+    ) -> None:
         """BALP Create/Update/Delete for a write about to be stored (`resource`: the new
-        content, or the last live one for a delete)."""
+        content, or the last live one for a delete), and, when the caller names its acting
+        professional, the Provenance of `version` (the version the write makes)."""
         if self._context is not None and resource is not None:
             self._context.forget(resource)  # later decisions in this request see this write
         if self.audit is None:
             return
+        if self.audit.practitioner_role_id and version is not None:
+            target = f"{what}/_history/{version}"
+            self.provenance.append(
+                builders.provenance(self.audit, interaction, target, CUSTODIAN_EXTENSION)
+            )
         patients = sorted(client_links(resource)[0]) if resource else []
         build = {
             "create": builders.create,
@@ -338,14 +355,16 @@ class Gate:
         )
 
     def take(self) -> list[dict[str, Any]]:
-        """The collected events and denials, handed over to be stored (by the audit writer)."""
+        """The collected events and denials, handed over to be stored (by the audit writer).
+        Provenance not stored with its write by now is dropped: its write did not happen."""
         events, self.events, self.denials = self.events + self.denials, [], []
+        self.provenance = []
         return events
 
     def take_denials(self) -> list[dict[str, Any]]:
         """After a refused or failed request: its denials; the rest is dropped (what it recorded
         did not happen: a rolled-back write, an unsent answer)."""
-        denials, self.events, self.denials = self.denials, [], []
+        denials, self.events, self.denials, self.provenance = self.denials, [], [], []
         return denials
 
     def flush_reads(self, repo: Repository) -> None:
@@ -373,10 +392,17 @@ class Gate:
                 Category.BUSY, "the access could not be recorded; nothing was disclosed"
             ) from None
 
+    def _written(self, indexer: Indexer) -> list[Prepared]:
+        provenance = self.provenance
+        out = [prepare_event(e, indexer) for e in self.take()]
+        return out + [prepare_new("Provenance", new_id(), p, indexer) for p in provenance]
+
     def flush_into(self, session: Session) -> None:
-        """Store the collected events in the caller's open writer transaction."""
-        record_all(session, self.take())
+        """Store the collected events (and Provenance) in the caller's open writer
+        transaction."""
+        session.insert_many(self._written(session.indexer))
 
     def prepared_events(self, indexer: Indexer) -> list[Prepared]:
-        """The collected events made ready to insert beside a plain create (one commit)."""
-        return [prepare_event(e, indexer) for e in self.take()]
+        """The collected events (and Provenance) made ready to insert beside a plain create
+        (one commit)."""
+        return self._written(indexer)

@@ -44,7 +44,7 @@ def create_in(
     fresh = id or new_id()
     stored = gate.check_write(session, "create", resource_type, None, {**resource, "id": fresh})
     assert stored is not None
-    gate.note_write("create", f"{resource_type}/{fresh}", stored)
+    gate.note_write("create", f"{resource_type}/{fresh}", stored, version=1)
     sv = session.insert_new(prepare_new(resource_type, fresh, stored, svc.repo.indexer))
     return FhirResponse(201, sv.body, version_headers(base, sv))
 
@@ -70,7 +70,7 @@ def create(svc: Services, req: FhirRequest) -> FhirResponse:
             )
         assert checked is not None
         resource = checked
-        gate.note_write("create", f"{req.resource_type}/{fresh}", resource)
+        gate.note_write("create", f"{req.resource_type}/{fresh}", resource, version=1)
     prepared = prepare_new(req.resource_type, fresh, resource, svc.repo.indexer)
     # The resource and its AuditEvent commit together (one group-committed transaction).
     sv = svc.repo.insert_new(prepared, gate.prepared_events(svc.repo.indexer))

@@ -29,7 +29,9 @@ def delete_in(session: Session, resource_type: str, id: str, *, gate: Gate) -> F
         if e.category is not Category.NOT_FOUND:
             raise
         return FhirResponse(204)  # hidden: as if it did not exist
-    gate.note_write("delete", f"{resource_type}/{id}", orjson.loads(current.body))
+    gate.note_write(
+        "delete", f"{resource_type}/{id}", orjson.loads(current.body), current.version + 1
+    )
     sv = session.delete(resource_type, id)
     headers = {"ETag": sv.etag} if sv else {}
     return FhirResponse(204, None, headers)

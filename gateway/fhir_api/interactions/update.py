@@ -77,7 +77,8 @@ def update_in(
         # re-importing the same data is idempotent.
         assert current is not None
         return FhirResponse(200, current.body, version_headers(base, current))
-    gate.note_write(interaction, f"{resource_type}/{id}", resource)
+    version = current.version + 1 if current is not None else 1  # what session.write makes
+    gate.note_write(interaction, f"{resource_type}/{id}", resource, version)
     sv = session.write(resource_type, id, resource, method)
     status = 201 if current is None or current.deleted else 200
     return FhirResponse(status, sv.body, version_headers(base, sv))
