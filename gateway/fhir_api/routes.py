@@ -39,7 +39,12 @@ from gateway.fhir_api.interactions import (
     update,
     vread,
 )
-from gateway.security.authenticate import authenticate_request, authorize, is_public
+from gateway.security.authenticate import (
+    authenticate_request,
+    authorize,
+    bearer_caller,
+    is_public,
+)
 
 log = logging.getLogger("gateway.fhir")
 Interaction = Callable[[Services, FhirRequest], FhirResponse]
@@ -140,6 +145,19 @@ async def _store_audit(svc: Services, gate: Gate, events: list[dict]) -> None:
         await anyio.to_thread.run_sync(gate.flush_reads, svc.repo)
 
 
+async def _audit_refused_role(
+    svc: Services, request: Request, headers: dict[str, str], rid: str, refused: FhirError
+) -> None:
+    """A 403 for an acting role that is not the caller's is a denial of a known caller: audited.
+    (A 401 has no caller to record.)"""
+    if refused.category is not Category.FORBIDDEN:
+        return
+    caller = bearer_caller(svc, headers)
+    gate = Gate.for_caller(caller, _base(request, svc), rid or request_id(headers))
+    gate.note_deny(None, Decision(Verdict.DENY, Reason.FOREIGN_ROLE))
+    await _store_audit(svc, gate, gate.take_denials())
+
+
 def _purpose(headers: dict[str, str]) -> str | None:
     value = headers.get(PURPOSE_HEADER)
     if value is None:
@@ -167,7 +185,12 @@ async def _build(
     caller = None
     # Who calls is known before the body is read (gateway.security.authenticate).
     if svc.settings.require_auth and not is_public(request.method, route):
-        caller = await authenticate_request(svc, _headers(request))
+        headers = _headers(request)
+        try:
+            caller = await authenticate_request(svc, headers)
+        except FhirError as refused:
+            await _audit_refused_role(svc, request, headers, rid, refused)
+            raise
     declared = digits(request.headers.get("content-length") or "")
     limit = svc.settings.max_body_bytes
     if declared is not None and declared > limit:

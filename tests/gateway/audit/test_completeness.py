@@ -462,3 +462,25 @@ def test_a_refusal_by_scope_is_one_denial(script: Script, services: Services) ->
     denial = next(e for e in stored_events(services) if request_id_of(e) == "kela.get.1")
     assert denial["outcomeDesc"] == "insufficient-scope"
     assert requestor(denial) == "Organization/org-kela"
+
+
+def test_an_acting_role_of_another_organisation_is_one_denial(
+    script: Script, services: Services
+) -> None:
+    # a PractitionerRole of org-tyokykytiimi named by kela: 403 before anything is read
+    role = next(
+        e["id"]
+        for e in stored_roles(services)
+        if e.get("organization", {}).get("reference") == "Organization/org-tyokykytiimi"
+    )
+    acting = {"X-Acting-Practitioner-Role": f"PractitionerRole/{role}"}
+    script.send(PARTNER, "GET", f"/fhir/{PLAN}", 403, {DENY: 1}, headers=acting)
+    script.check(services)
+    denial = next(e for e in stored_events(services) if request_id_of(e) == "kela.get.1")
+    assert denial["outcomeDesc"] == "foreign-role"
+
+
+def stored_roles(services: Services) -> list[dict[str, Any]]:
+    with services.repo.reader() as session:
+        rows = session.query("SELECT body FROM resources WHERE res_type = 'PractitionerRole'")
+        return [orjson.loads(bytes(r[0]) if isinstance(r[0], memoryview) else r[0]) for r in rows]
