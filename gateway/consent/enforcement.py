@@ -175,6 +175,7 @@ class Gate:
             return
         verdict = hooks.start_operation(self._who, interaction, resource_type)
         if verdict.outcome is hooks.Start.DENY:
+            self.note_deny(None, Decision(Verdict.DENY, Reason.OPERATION_REFUSED))
             raise FhirError(
                 Category.FORBIDDEN,
                 f"{interaction} on {resource_type or 'the system'} is not permitted "

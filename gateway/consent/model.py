@@ -61,6 +61,7 @@ class Reason(StrEnum):
     UNKNOWN_CLIENT = "unknown-client"  # tied to a Patient that is not stored
     AUDIT_TRAIL = "audit-trail"  # AuditEvents: the client's custodians only
     INSUFFICIENT_SCOPE = "insufficient-scope"  # the token's scopes do not cover the request
+    OPERATION_REFUSED = "operation-refused"  # hooks.start_operation: e.g. writing AuditEvents
     FOREIGN_ROLE = "foreign-role"  # the named acting role is not an active role of the caller
     WRITE_REFUSED = "write-refused"  # a write the write rules (writes.py) do not allow
 

@@ -394,8 +394,8 @@ def test_callers_cannot_write_audit_events(
     script: Script, services: Services, an_event: dict[str, Any]
 ) -> None:
     """Nobody writes the audit trail but the gateway: 403 for every write, even by the client's
-    custodian (who may read it); to anyone else an existing event is as if absent (403 or 404,
-    at most a denial recorded). Nothing changes."""
+    custodian (who may read it), each refusal one denial on record; to anyone else an existing
+    event is as if absent (403 or 404, at most a denial recorded). Nothing else changes."""
     eid = an_event["id"]
     forged = {k: v for k, v in an_event.items() if k not in ("id", "meta")}
     ops = [{"op": "replace", "path": "/outcome", "value": "0"}]
@@ -408,8 +408,8 @@ def test_callers_cannot_write_audit_events(
         ("POST", "/fhir", {"json": bundle("transaction", entry("DELETE", f"AuditEvent/{eid}"))}),
         ("POST", "/fhir", {"json": bundle("transaction", entry("POST", "AuditEvent", forged))}),
     ]
-    for method, url, kwargs in writes:
-        script.send(HOLDER, method, url, 403, **kwargs)
+    for method, url, kwargs in writes:  # each refusal is itself one denial on record
+        script.send(HOLDER, method, url, 403, {DENY: 1}, **kwargs)
     for org in ("sote-keskus", OUTSIDER):
         for method, url, kwargs in writes:
             r = script.acting(org).request(method, url, **kwargs)
@@ -417,7 +417,7 @@ def test_callers_cannot_write_audit_events(
     batch = bundle(
         "batch", entry("DELETE", f"AuditEvent/{eid}"), entry("POST", "AuditEvent", forged)
     )
-    r = script.send(HOLDER, "POST", "/fhir", 200, json=batch)
+    r = script.send(HOLDER, "POST", "/fhir", 200, {DENY: 2}, json=batch)
     assert [e["response"]["status"][:3] for e in r.json()["entry"]] == ["403", "403"]
     script.check(services)
     events = stored_events(services)

@@ -68,7 +68,12 @@ def test_decisions_agree_with_the_reference_model(seed: int) -> None:
     assert disagreements == [], f"{len(disagreements)} disagreements, first: {disagreements[:3]}"
     assert sum(reasons[r] for r in Reason) == INSTANTS * QUERIES_PER_INSTANT
     # Reasons of writes.py and of the scope check, not of a read decision.
-    not_reads = (Reason.WRITE_REFUSED, Reason.INSUFFICIENT_SCOPE, Reason.FOREIGN_ROLE)
+    not_reads = (
+        Reason.WRITE_REFUSED,
+        Reason.INSUFFICIENT_SCOPE,
+        Reason.FOREIGN_ROLE,
+        Reason.OPERATION_REFUSED,
+    )
     read_reasons = [r for r in Reason if r not in not_reads]
     # The world must exercise every rule, not only the easy ones.
     for reason in read_reasons:
