@@ -33,7 +33,6 @@ import argparse
 import json
 import multiprocessing
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -46,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import data, databases
 from bench.auth import Bearer
 from bench.load import LoadResult, Target, have_wrk, run
+from bench.phases import summary
 from bench.servers import Server, Servers, postgres_cpu
 
 PARTNER_CLIENT, PARTNER_ORG = "kela", "org-kela"
@@ -158,21 +158,6 @@ class PurposeBearer(Bearer):
 
 
 # -- measuring ---------------------------------------------------------------------------------
-def _summary(results: list[LoadResult]) -> dict[str, Any]:
-    seconds = sum(r.seconds for r in results)
-    ok = sum(r.ok for r in results)
-    return {
-        "rate": round(ok / seconds, 1) if seconds else 0.0,
-        "ok": ok,
-        "failed": sum(r.requests - r.ok for r in results),
-        "p50_ms": round(statistics.median(r.p50_ms for r in results), 2),
-        "p99_ms": round(statistics.median(r.p99_ms for r in results), 2),
-        "server_cpu_ms": round(statistics.median(r.server_cpu_ms for r in results), 3),
-        "db_cpu_ms": round(statistics.median(r.db_cpu_ms for r in results), 3),
-        "client_cpu": round(statistics.mean(r.client_cpu for r in results), 2),
-    }
-
-
 def probe(target: Target) -> None:
     import httpx
 
@@ -198,7 +183,7 @@ def measure(
             if name in audit:
                 time.sleep(0.5)  # let the requests in flight at wrk's stop finish
                 audit[name].append((got[name][-1].ok, audit_events(url) - before))
-    out: dict[str, Any] = {name: _summary(rs) for name, rs in got.items()}
+    out: dict[str, Any] = {name: summary(rs) for name, rs in got.items()}
     base, trusted = out["baseline"]["rate"], out["trusted"]["rate"]
     for name in ("trusted", "holder", "partner"):
         out[name]["ratio_to_baseline"] = round(out[name]["rate"] / base, 3) if base else None

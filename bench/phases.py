@@ -88,7 +88,8 @@ def probe(side: Endpoint, method: str, path: str, body: bytes | None = None) -> 
     return resp
 
 
-def _summary(results: list[LoadResult]) -> dict[str, Any]:
+def summary(results: list[LoadResult]) -> dict[str, Any]:
+    """Rate, latency and CPU of one side's runs (medians; the rate over all of them)."""
     seconds = sum(r.seconds for r in results)
     ok = sum(r.ok for r in results)
     return {
@@ -114,7 +115,7 @@ def compare(plan: Plan, gateway: Target, baseline: Target, connections: int) -> 
     for _ in range(plan.rounds):
         got["baseline"].append(run(baseline, connections, plan.seconds, plan.client))
         got["gateway"].append(run(gateway, connections, plan.seconds, plan.client))
-    out = {name: _summary(rs) for name, rs in got.items()}
+    out = {name: summary(rs) for name, rs in got.items()}
     base_rate = out["baseline"]["rate"]
     out["ratio"] = round(out["gateway"]["rate"] / base_rate, 3) if base_rate else None
     # Baseline CPU per request over the gateway's (server + database): less sensitive to a noisy
@@ -125,7 +126,7 @@ def compare(plan: Plan, gateway: Target, baseline: Target, connections: int) -> 
 
 def ceiling(plan: Plan, baseline: Endpoint) -> dict[str, Any]:
     r = run(Target(baseline.base, "/ping"), plan.connections, plan.seconds, plan.client)
-    return {"trivial": _summary([r])}
+    return {"trivial": summary([r])}
 
 
 def read(plan: Plan, gateway: Endpoint, baseline: Endpoint, care_plans: int) -> dict[str, Any]:
@@ -185,7 +186,7 @@ def search(plan: Plan, gateway: Endpoint, care_plans: int) -> dict[str, Any]:
         gateway.base, path, patients, cpu=gateway.cpu, db_cpu=gateway.db_cpu, auth=gateway.auth
     )
     run(t, plan.connections, plan.warmup, plan.client)
-    result = _summary([run(t, plan.connections, plan.seconds, plan.client)])
+    result = summary([run(t, plan.connections, plan.seconds, plan.client)])
     return {"gateway": result, "probe": shape}
 
 
@@ -221,7 +222,7 @@ def transaction(plan: Plan, gateway: Endpoint) -> dict[str, Any]:
     cpu_per_resource_ms = (r.server_cpu_ms + r.db_cpu_ms) / entries
     return {
         "gateway": {
-            **_summary([r]),
+            **summary([r]),
             "resources_per_s": round(rate, 1),
             "entries": entries,
             "cpu_ms_per_resource": round(cpu_per_resource_ms, 3),  # server + database

@@ -11,28 +11,10 @@ from gateway.consent.enforcement import Gate, RepoLoader, request_id
 from gateway.fhir_api.context import Services
 from gateway.security.caller import Caller
 from gateway.security.scopes import parse_scopes
+from tests.gateway.consent.builders import consent
 
 CALLER = Caller("org-a", "client-a", parse_scopes("system/*.cruds"))
 PATIENT = {"resourceType": "Patient", "id": "p1"}
-
-
-def consent(cid: str, org: str) -> dict:
-    return {
-        "resourceType": "Consent",
-        "id": cid,
-        "status": "active",
-        "scope": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                    "code": "patient-privacy",
-                }
-            ]
-        },
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": {"reference": "Patient/p1"},
-        "organization": [{"reference": f"Organization/{org}"}],
-    }
 
 
 def test_the_trusted_gate_permits_all_and_records_nothing(services: Services) -> None:

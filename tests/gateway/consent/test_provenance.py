@@ -21,6 +21,16 @@ def stored(services: Services, rtype: str) -> list[dict[str, Any]]:
     return [orjson.loads(bytes(r[0])) for r in rows]
 
 
+def own_role(client: TestClient) -> str:
+    """A PractitionerRole of the client fixture's organisation, to act as."""
+    role = {
+        "resourceType": "PractitionerRole",
+        "active": True,
+        "organization": {"reference": "Organization/org-sote-keskus"},
+    }
+    return str(client.post("/fhir/PractitionerRole", json=role).json()["id"])
+
+
 def plan(**more: Any) -> dict[str, Any]:
     return {
         "resourceType": "CarePlan",
@@ -34,14 +44,7 @@ def plan(**more: Any) -> dict[str, Any]:
 def test_writes_by_a_named_professional_leave_provenance(
     client: TestClient, services: Services, as_org: Callable[..., dict[str, str]]
 ) -> None:
-    role = client.post(
-        "/fhir/PractitionerRole",
-        json={
-            "resourceType": "PractitionerRole",
-            "active": True,
-            "organization": {"reference": "Organization/org-sote-keskus"},
-        },
-    ).json()["id"]
+    role = own_role(client)
     client.post("/fhir/CarePlan", json=plan())  # no acting professional: no Provenance
     assert stored(services, "Provenance") == []
 
@@ -83,14 +86,7 @@ def test_writes_by_a_named_professional_leave_provenance(
 def test_a_refused_write_leaves_no_provenance(
     client: TestClient, services: Services, as_org: Callable[..., dict[str, str]]
 ) -> None:
-    role = client.post(
-        "/fhir/PractitionerRole",
-        json={
-            "resourceType": "PractitionerRole",
-            "active": True,
-            "organization": {"reference": "Organization/org-sote-keskus"},
-        },
-    ).json()["id"]
+    role = own_role(client)
     acting = {ROLE_HEADER: f"PractitionerRole/{role}"}
     # a Task whose requester is another organisation: refused (own-name rule), nothing stored
     task = {
