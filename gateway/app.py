@@ -10,8 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.audit.writer import AuditWriter
+from gateway.coordination import ALL_OPERATIONS
 from gateway.errors import Category, FhirError
 from gateway.fhir_api.context import Services
+from gateway.fhir_api.operations import Registry
 from gateway.fhir_api.routes import install, outcome_response
 from gateway.search.engine import SearchEngine
 from gateway.security.authority import build_authority
@@ -38,6 +40,7 @@ def build_services(settings: Settings) -> Services:
         validator=Validator(),
         security=build_authority(settings),
         audit=AuditWriter(repo, settings.audit_reads_fsync),
+        operations=Registry(ALL_OPERATIONS),
     )
 
 

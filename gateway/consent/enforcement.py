@@ -118,6 +118,10 @@ class Gate:
     # Set by routes.py when the process's audit writer stores read events after the interaction
     # returns (gateway/audit/writer.py): then flush_reads/flush_denials leave them to it.
     deferred: bool = False
+    # Set while a `$`-operation applies writes it has authorised by its own domain rule (e.g.
+    # "only the receiver accepts a handover"; gateway/coordination/common.apply): the generic
+    # write rules are not applied to them, and the operation stores its own Provenance.
+    authority: str | None = None
     _context: ConsentContext | None = None
     _who: ConsentCaller | None = None
 
@@ -272,6 +276,8 @@ class Gate:
         if self._who is None:
             return new
         live = None if old is None or old.deleted else orjson.loads(old.body)
+        if self.authority is not None:
+            return _authorised(live, new)
         try:
             stored = writes.check_write(self._who, interaction, live, new, self.context(session))
         except writes.WriteRefused:
@@ -318,7 +324,7 @@ class Gate:
             self._context.forget(resource)  # later decisions in this request see this write
         if self.audit is None:
             return
-        if self.audit.practitioner_role_id and version is not None:
+        if self.audit.practitioner_role_id and version is not None and self.authority is None:
             target = f"{what}/_history/{version}"
             self.provenance.append(
                 builders.provenance(self.audit, interaction, target, CUSTODIAN_EXTENSION)
@@ -407,3 +413,19 @@ class Gate:
         """The collected events (and Provenance) made ready to insert beside a plain create
         (one commit)."""
         return self._written(indexer)
+
+
+def _authorised(old: Mapping[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What an operation's authorised write stores: `new` with the stored custodian kept and
+    the server-owned meta fields dropped (as the write rules would), nothing else checked."""
+    if new is None:
+        return None
+    kept = dict(writes.keep_custodian(old, new)) if old is not None else dict(new)
+    meta = kept.get("meta")
+    if isinstance(meta, dict) and ("versionId" in meta or "lastUpdated" in meta):
+        meta = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
+        if meta:
+            kept["meta"] = meta
+        else:
+            del kept["meta"]
+    return kept

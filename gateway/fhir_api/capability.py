@@ -16,6 +16,7 @@ import orjson
 
 import gateway
 from gateway.fhir_api.context import RESOURCE_TYPES, FhirRequest, FhirResponse, Services
+from gateway.fhir_api.operations import Operation, capability_entry
 from gateway.search.registry import SearchParam, params_for
 from gateway.security.authority import token_url
 
@@ -67,9 +68,11 @@ def search_revincludes(resource_type: str) -> list[str]:
     return out
 
 
-def resource_capability(resource_type: str) -> dict[str, Any]:
+def resource_capability(
+    resource_type: str, operations: tuple[Operation, ...] = ()
+) -> dict[str, Any]:
     """The rest.resource entry of one served type."""
-    return {
+    entry = {
         "type": resource_type,
         "profile": f"http://hl7.org/fhir/StructureDefinition/{resource_type}",
         "interaction": [{"code": code} for code in TYPE_INTERACTIONS],
@@ -86,10 +89,14 @@ def resource_capability(resource_type: str) -> dict[str, Any]:
             for p in sorted(params_for(resource_type).values(), key=lambda p: p.code)
         ],
     }
+    ops = [capability_entry(op) for op in operations if resource_type in op.resource_types]
+    if ops:
+        entry["operation"] = ops
+    return entry
 
 
 @cache
-def _static_part() -> tuple[dict[str, Any], orjson.Fragment]:
+def _static_part(operations: tuple[Operation, ...] = ()) -> tuple[dict[str, Any], orjson.Fragment]:
     """Everything but the request base, built on first use and kept for the process."""
     head = {
         "resourceType": "CapabilityStatement",
@@ -104,7 +111,7 @@ def _static_part() -> tuple[dict[str, Any], orjson.Fragment]:
         "format": list(FORMATS),
         "patchFormat": list(PATCH_FORMATS),
     }
-    resources = [resource_capability(t) for t in RESOURCE_TYPES]
+    resources = [resource_capability(t, operations) for t in RESOURCE_TYPES]
     # Pre-serialised: the large part is written out verbatim on every request.
     return head, orjson.Fragment(orjson.dumps(resources))
 
@@ -131,10 +138,13 @@ def smart_security(token_endpoint: str) -> dict[str, Any]:
     }
 
 
-def build(base: str, token_endpoint: str | None = None) -> dict[str, Any]:
+def build(
+    base: str, token_endpoint: str | None = None, operations: tuple[Operation, ...] = ()
+) -> dict[str, Any]:
     """The CapabilityStatement for a service reached at `base` (e.g. http://host/fhir); with
-    `token_endpoint` when every FHIR request must carry a bearer token."""
-    head, resources = _static_part()
+    `token_endpoint` when every FHIR request must carry a bearer token; listing `operations`
+    (rest.resource.operation per type, rest.operation for the system level)."""
+    head, resources = _static_part(operations)
     rest: dict[str, Any] = {
         "mode": "server",
         "documentation": (
@@ -146,6 +156,9 @@ def build(base: str, token_endpoint: str | None = None) -> dict[str, Any]:
         rest["security"] = smart_security(token_endpoint)
     rest["resource"] = resources
     rest["interaction"] = [{"code": code} for code in SYSTEM_INTERACTIONS]
+    system_ops = [capability_entry(op) for op in operations if op.system]
+    if system_ops:
+        rest["operation"] = system_ops
     return {
         **head,
         "implementation": {"description": "fhir-plan-gateway", "url": base},
@@ -160,4 +173,4 @@ def capability_statement(svc: Services, req: FhirRequest) -> FhirResponse:
         if svc.settings.require_auth
         else None
     )
-    return FhirResponse(200, build(req.base, token))
+    return FhirResponse(200, build(req.base, token, tuple(svc.operations)))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.consent.enforcement import Gate
 from gateway.errors import invalid
+from gateway.fhir_api.operations import Registry
 
 if TYPE_CHECKING:
     from gateway.audit.writer import AuditWriter
@@ -70,6 +71,8 @@ class FhirRequest:
     # path out asks it; trusted (permits all, records nothing) only when there is no caller.
     gate: Gate = field(default_factory=Gate.trusted)
     request_id: str = ""  # X-Request-Id, echoed on the response and recorded in AuditEvents
+    # A `$`-operation's SMART scope need (type, letter), set by routes.py (fhir_api/operations.py).
+    operation_scope: tuple[str, str] | None = None
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -98,6 +101,7 @@ class Services:
     validator: Validator
     security: Authority | None = None  # gateway.security: registry, token key and verifier
     audit: AuditWriter | None = None  # stores read AuditEvents in batches (routes.py awaits it)
+    operations: Registry = field(default_factory=Registry)  # `$`-operations
 
 
 def check_id(id: str, where: str = "id") -> str:

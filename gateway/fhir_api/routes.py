@@ -26,6 +26,7 @@ from gateway.fhir_api.context import (
     FhirRequest,
     FhirResponse,
     Services,
+    check_id,
     digits,
 )
 from gateway.fhir_api.interactions import (
@@ -39,6 +40,7 @@ from gateway.fhir_api.interactions import (
     update,
     vread,
 )
+from gateway.fhir_api.operations import Operation, definitions
 from gateway.security.authenticate import (
     authenticate_request,
     authorize,
@@ -87,6 +89,11 @@ def _prefer(req: FhirRequest) -> dict[str, str]:
 
 
 def _respond(req: FhirRequest, resp: FhirResponse) -> Response:
+    if req.request_id:
+        resp.headers["X-Request-Id"] = req.request_id
+    if isinstance(resp.body, bytes) and "Content-Type" in resp.headers:
+        # A rendering (an operation's HTML or PDF): served as it is, with its own media type.
+        return Response(resp.body, status_code=resp.status, headers=resp.headers)
     fmt = formats.negotiate(req.param("_format"), req.header("accept"))
     pretty = (req.param("_pretty") or "").lower() == "true"
     body = resp.body
@@ -175,9 +182,13 @@ async def _build(
     vid: str | None,
     route: str | None = None,
     rid: str = "",
+    op: Operation | None = None,
 ) -> FhirRequest:
     if resource_type == "metadata":  # only GET /metadata has its own route
         raise FhirError(Category.METHOD_NOT_ALLOWED, "/metadata answers GET only")
+    if op is None and (resource_type or "").startswith("$"):
+        # [base]/$name with another method than the operation routes take.
+        raise FhirError(Category.METHOD_NOT_ALLOWED, "an operation is invoked with GET or POST")
     if resource_type is not None and resource_type not in RESOURCE_TYPES:
         raise FhirError(
             Category.NOT_FOUND, f"resource type '{resource_type[:60]}' is not served here"
@@ -216,7 +227,9 @@ async def _build(
         raw_body=raw,
     )
     # An unsupported _format is refused before the interaction runs, not after it has written.
-    formats.negotiate(req.param("_format"), req.header("accept"))
+    # An operation that renders other media types (Operation.produces) negotiates them itself.
+    if op is None or not op.produces:
+        formats.negotiate(req.param("_format"), req.header("accept"))
     ctype = request.headers.get("content-type")
     if raw and formats.media_type(ctype) == "application/x-www-form-urlencoded":
         # POST [type]/_search carries its parameters in a form body.
@@ -227,10 +240,14 @@ async def _build(
         request.method in ("POST", "PUT")
         and not raw
         and resource_type
+        and op is None  # an operation's parameters may all be in the query, or absent
         and not request.url.path.endswith("/_search")
     ):
         raise invalid("a resource body is required", resource_type)
     req.request_id = rid or request_id(req.headers)
+    if op is not None:
+        req.operation = op.name
+        req.operation_scope = op.needs(resource_type, id is not None)
     if caller is not None:
         req.caller = caller
         req.gate = Gate.for_caller(
@@ -272,14 +289,23 @@ def install(app: FastAPI, svc: Services) -> None:
     def route(path: str, methods: list[str], interaction: Interaction, quick: bool = False) -> None:
         inline = quick and inline_reads
         limiter = readers if methods == ["GET"] or path.endswith("/_search") else writers
+        is_operation = "${op}" in path
 
         async def endpoint(request: Request) -> Response:
             p = request.path_params
             req: FhirRequest | None = None
             rid = request_id({"x-request-id": request.headers.get("x-request-id") or ""})
             try:
+                op = None
+                if is_operation:
+                    rtype = p.get("rtype")
+                    if rtype is not None and rtype not in RESOURCE_TYPES:
+                        raise FhirError(
+                            Category.NOT_FOUND, f"resource type '{rtype[:60]}' is not served here"
+                        )
+                    op = svc.operations.find(p["op"], rtype, "rid" in p, request.method)
                 req = await _build(
-                    request, svc, p.get("rtype"), p.get("rid"), p.get("vid"), path, rid
+                    request, svc, p.get("rtype"), p.get("rid"), p.get("vid"), path, rid, op
                 )
                 if inline:
                     resp = interaction(svc, req)
@@ -311,6 +337,10 @@ def install(app: FastAPI, svc: Services) -> None:
         )
 
     route("/metadata", ["GET"], capability_statement)
+    route("/OperationDefinition/{rid}", ["GET"], _operation_definition)
+    # `$`-operations before the id routes, which would otherwise take `$name` for an id.
+    for path in ("/${op}", "/{rtype}/${op}", "/{rtype}/{rid}/${op}"):
+        route(path, ["GET", "POST"], _run_operation)
     route("", ["POST"], transaction.bundle)
     route("", ["GET"], search.search)  # system level: only `_getpages` paging links
     route("/_history", ["GET"], history.history)
@@ -326,6 +356,24 @@ def install(app: FastAPI, svc: Services) -> None:
     route("/{rtype}/{rid}", ["DELETE"], delete.delete)
     route("/{rtype}/{rid}/_history", ["GET"], history.history)
     route("/{rtype}/{rid}/_history/{vid}", ["GET"], vread.vread, quick=True)
+
+
+def _run_operation(svc: Services, req: FhirRequest) -> FhirResponse:
+    assert req.operation is not None
+    if req.id is not None:
+        check_id(req.id)
+    req.gate.start("operation", req.resource_type)
+    op = svc.operations.find(req.operation, req.resource_type, req.id is not None, req.method)
+    return op.handler(svc, req)
+
+
+def _operation_definition(svc: Services, req: FhirRequest) -> FhirResponse:
+    found = definitions(svc.operations).get(req.id or "")
+    if found is None:
+        raise FhirError(
+            Category.NOT_FOUND, f"OperationDefinition/{(req.id or '')[:64]} is not known"
+        )
+    return FhirResponse(200, found)
 
 
 def outcome_response(err: FhirError) -> Response:

@@ -107,7 +107,12 @@ def authorize(caller: Caller, route: str | None, req: FhirRequest) -> None:
     need = ROUTE_PERMISSIONS.get((_method(req.method), route or ""), _DENY)
     if need is None:
         return
-    needs = _bundle_needs(req) if need == "bundle" else [(req.resource_type or ALL_TYPES, need)]
+    if need == "bundle":
+        needs = _bundle_needs(req)
+    elif need == "operation":
+        needs = [req.operation_scope or (ALL_TYPES, "u")]
+    else:
+        needs = [(req.resource_type or ALL_TYPES, need)]
     for resource_type, letter in needs:
         if not caller.permits(resource_type, letter):
             raise FhirError(

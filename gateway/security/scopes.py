@@ -43,6 +43,15 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], str | None] = {
     ("DELETE", "/{rtype}/{rid}"): "d",
     ("GET", "/{rtype}/{rid}/_history"): "r",
     ("GET", "/{rtype}/{rid}/_history/{vid}"): "r",
+    # `$`-operations: each declares its need (fhir_api/operations.py Operation.needs).
+    ("GET", "/${op}"): "operation",
+    ("POST", "/${op}"): "operation",
+    ("GET", "/{rtype}/${op}"): "operation",
+    ("POST", "/{rtype}/${op}"): "operation",
+    ("GET", "/{rtype}/{rid}/${op}"): "operation",
+    ("POST", "/{rtype}/{rid}/${op}"): "operation",
+    # Conformance resources, public as /metadata is.
+    ("GET", "/OperationDefinition/{rid}"): None,
 }
 # Bundle.entry.request.method -> letter; a GET entry is a read with an id, a search without.
 ENTRY_PERMISSIONS = {"POST": "c", "PUT": "u", "PATCH": "u", "DELETE": "d"}
