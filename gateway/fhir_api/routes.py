@@ -19,7 +19,7 @@ from fastapi.responses import Response
 from gateway.consent.enforcement import Gate, request_id
 from gateway.consent.model import Decision, Reason, Verdict
 from gateway.errors import Category, FhirError, invalid
-from gateway.fhir_api import formats
+from gateway.fhir_api import conformance, formats
 from gateway.fhir_api.capability import capability_statement
 from gateway.fhir_api.context import (
     RESOURCE_TYPES,
@@ -40,7 +40,7 @@ from gateway.fhir_api.interactions import (
     update,
     vread,
 )
-from gateway.fhir_api.operations import Operation, definitions
+from gateway.fhir_api.operations import Operation
 from gateway.security.authenticate import (
     authenticate_request,
     authorize,
@@ -337,7 +337,9 @@ def install(app: FastAPI, svc: Services) -> None:
         )
 
     route("/metadata", ["GET"], capability_statement)
-    route("/OperationDefinition/{rid}", ["GET"], _operation_definition)
+    for ctype in conformance.TYPES:  # read-only, public, before the generic type routes
+        route(f"/{ctype}", ["GET"], conformance.searcher(ctype))
+        route(f"/{ctype}/{{rid}}", ["GET"], conformance.reader(ctype))
     # `$`-operations before the id routes, which would otherwise take `$name` for an id.
     for path in ("/${op}", "/{rtype}/${op}", "/{rtype}/{rid}/${op}"):
         route(path, ["GET", "POST"], _run_operation)
@@ -365,15 +367,6 @@ def _run_operation(svc: Services, req: FhirRequest) -> FhirResponse:
     req.gate.start("operation", req.resource_type)
     op = svc.operations.find(req.operation, req.resource_type, req.id is not None, req.method)
     return op.handler(svc, req)
-
-
-def _operation_definition(svc: Services, req: FhirRequest) -> FhirResponse:
-    found = definitions(svc.operations).get(req.id or "")
-    if found is None:
-        raise FhirError(
-            Category.NOT_FOUND, f"OperationDefinition/{(req.id or '')[:64]} is not known"
-        )
-    return FhirResponse(200, found)
 
 
 def outcome_response(err: FhirError) -> Response:

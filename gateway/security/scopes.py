@@ -26,6 +26,13 @@ _V2_PERM = re.compile(r"c?r?u?d?s?")
 
 # (HTTP method, route path under /fhir) -> the letter needed on the route's type ("*" types for
 # system-level routes); None = public (the CapabilityStatement); "bundle" = per entry.
+CONFORMANCE_TYPES = (
+    "StructureDefinition",
+    "CodeSystem",
+    "ValueSet",
+    "Questionnaire",
+    "OperationDefinition",
+)
 ROUTE_PERMISSIONS: dict[tuple[str, str], str | None] = {
     ("GET", "/metadata"): None,
     ("POST", ""): "bundle",
@@ -50,8 +57,9 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], str | None] = {
     ("POST", "/{rtype}/${op}"): "operation",
     ("GET", "/{rtype}/{rid}/${op}"): "operation",
     ("POST", "/{rtype}/{rid}/${op}"): "operation",
-    # Conformance resources, public as /metadata is.
-    ("GET", "/OperationDefinition/{rid}"): None,
+    # Conformance resources (fhir_api/conformance.py), public as /metadata is.
+    **{("GET", f"/{t}"): None for t in CONFORMANCE_TYPES},
+    **{("GET", f"/{t}/{{rid}}"): None for t in CONFORMANCE_TYPES},
 }
 # Bundle.entry.request.method -> letter; a GET entry is a read with an id, a search without.
 ENTRY_PERMISSIONS = {"POST": "c", "PUT": "u", "PATCH": "u", "DELETE": "d"}

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from gateway.errors import Category, FhirError, Issue, invalid
 from gateway.fhir_api.context import RESOURCE_TYPES, check_id
+from gateway.validation.profiles import profile_issues
 from gateway.validation.rules import rule_issues
 
 
@@ -111,6 +112,8 @@ class Validator:
                 )
             check_id(expect_id, f"{resource_type}.id")
         issues = _merged(structure_issues(resource_type, body), rule_issues(resource_type, body))
+        if not issues:  # our profiles (profiles.py) only once the base structure holds
+            issues = profile_issues(body)
         if issues:
             raise FhirError(Category.INVALID, issues[0].diagnostics, issues=issues)
         return body

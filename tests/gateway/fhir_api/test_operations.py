@@ -239,3 +239,26 @@ def test_an_authorised_write_still_fails_whole_on_a_stale_version(
     after = ops_client.get("/fhir/Provenance?target=Patient/op-client&_summary=count").json()
     assert after["total"] == before["total"]
     assert ops_client.get("/fhir/Patient/op-client").json()["meta"]["versionId"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("rtype", "rid"),
+    [
+        ("StructureDefinition", "client-network"),
+        ("CodeSystem", "coordinator-role"),
+        ("ValueSet", "handover-reason"),
+        ("Questionnaire", "stage-feedback"),
+    ],
+)
+def test_compiled_conformance_resources_are_served_read_only(
+    anonymous: Any, ops_client: TestClient, rtype: str, rid: str
+) -> None:
+    r = anonymous.get(f"/fhir/{rtype}/{rid}")
+    assert r.status_code == 200
+    body = r.json()
+    assert (body["resourceType"], body["id"]) == (rtype, rid)
+    found = anonymous.get(f"/fhir/{rtype}", params={"url": body["url"]}).json()
+    assert [e["resource"]["id"] for e in found["entry"]] == [rid]
+    assert ops_client.put(f"/fhir/{rtype}/{rid}", json=body).status_code in (404, 405)
+    assert anonymous.get(f"/fhir/{rtype}/no-such-thing").status_code == 404
+    assert anonymous.get(f"/fhir/{rtype}?publisher=x").status_code == 400

@@ -1,0 +1,85 @@
+"""The cost of validation on write against our profiles: µs per validation of a sample CareTeam
+and CarePlan (samples/bundles), structure-only (fhir.resources + rules.py) against the full
+write validator (structure + profiles), in alternating rounds of the same run.
+
+    .venv/bin/python bench/profile_validation.py [--rounds 5] [--n 300]
+
+Read the ratios: the machine is shared, absolute numbers move from run to run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from gateway.validation.profiles import default_catalog, profile_issues
+from gateway.validation.rules import rule_issues
+from gateway.validation.validator import Validator, structure_issues
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "bundles"
+
+
+def sample(resource_type: str) -> dict[str, Any]:
+    """The first sample resource of this type (from samples/bundles)."""
+    for path in sorted(SAMPLES.glob("*.json")):
+        for entry in orjson.loads(path.read_bytes()).get("entry", []):
+            if entry["resource"]["resourceType"] == resource_type:
+                return dict(entry["resource"])
+    raise SystemExit(f"no sample {resource_type} in {SAMPLES}")
+
+
+def structure_only(resource: dict[str, Any]) -> None:
+    rtype = resource["resourceType"]
+    assert not structure_issues(rtype, resource) and not rule_issues(rtype, resource)
+
+
+def _per_call_us(fn: Callable[[dict[str, Any]], Any], resource: dict[str, Any], n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        fn(resource)
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def measure(resource: dict[str, Any], rounds: int, n: int) -> dict[str, float]:
+    validator = Validator()
+    kinds: dict[str, Callable[[dict[str, Any]], Any]] = {
+        "structure only": structure_only,
+        "profiles only": profile_issues,
+        "full (structure + profiles)": lambda r: validator.validate_resource(r, r.get("id")),
+    }
+    for fn in kinds.values():  # warm-up: compile everything once, as a server process does
+        fn(resource)
+    times: dict[str, list[float]] = {k: [] for k in kinds}
+    for _ in range(rounds):
+        for name, fn in kinds.items():
+            times[name].append(_per_call_us(fn, resource, n))
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--n", type=int, default=300, help="validations per round")
+    args = parser.parse_args()
+    catalog = default_catalog()
+    for rtype in ("CareTeam", "CarePlan"):
+        resource = sample(rtype)
+        applied, problems = catalog.applicable(resource)
+        issues = profile_issues(resource)
+        print(f"{rtype} {resource.get('id')}: profiles {applied or 'none'}, issues {len(issues)}")
+        for issue in issues + problems:
+            print("   ", issue.diagnostics)
+        result = measure(resource, args.rounds, args.n)
+        base = result["structure only"]
+        for name, us in result.items():
+            print(f"  {name:<28} {us:8.1f} µs   x{us / base:.2f}")
+
+
+if __name__ == "__main__":
+    main()
