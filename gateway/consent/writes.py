@@ -31,6 +31,12 @@ the validated content, None for delete). Each refusal names its rule (`WriteRefu
    b. plan-contributor (403 naming the element): a CarePlan contributor changes anything but
       PLAN_FIXED (subject, author, contributor);
    and neither deletes; else not-holder (403).
+   c. A network responsibility (a Task with code fulfill, old or new; task_rules.py), checked
+      before a and b, for every writer, full or partial: only the owner changes Task.status,
+      along task_rules.TRANSITIONS (task-status-owner 403, task-transition 409); the owner or
+      the requester cancels (task-cancel 403); rejected needs a statusReason
+      (task-reject-reason 422); only the requester changes owner, businessStatus and input
+      (task-requester 403). So the requester, a full writer, does not change the status.
 6. holder-security (403): a partial writer leaves `meta.security` and the custodian extension
    exactly as they are. `meta.versionId`/`lastUpdated` (VOLATILE_META) are never compared and
    are dropped from what is stored: storage sets them.
@@ -41,7 +47,7 @@ transfer custody (change holder paths or the custodian extension) but rule 3
 still applies to any client the update newly ties the record to. The Task owner and the
 ServiceRequest performer are read holders (decisions.py) but not write holders: the partner a
 piece of work is assigned to takes it on, it does not rewrite it (DESIGN.md: only the owner
-changes Task.status, the requester may change owner/businessStatus/input).
+changes Task.status, the requester may change owner/businessStatus/input: rule 5c).
 """
 
 from __future__ import annotations
@@ -52,7 +58,7 @@ from typing import Any
 
 import orjson
 
-from gateway.consent import hooks
+from gateway.consent import hooks, task_rules
 from gateway.consent.context import ConsentContext
 from gateway.consent.decisions import client_custodians
 from gateway.consent.model import Caller, Client
@@ -121,8 +127,16 @@ class WriteRefused(FhirError):
     """A write the caller may not make: 403, or 404 when `hidden` (the target is not theirs to
     see, so the answer is the one an absent target gets). `rule` is for audit only."""
 
-    def __init__(self, message: str, path: str, hidden: bool = False, *, rule: str = "") -> None:
-        category = Category.NOT_FOUND if hidden else Category.FORBIDDEN
+    def __init__(
+        self,
+        message: str,
+        path: str,
+        hidden: bool = False,
+        *,
+        rule: str = "",
+        category: Category | None = None,
+    ) -> None:
+        category = category or (Category.NOT_FOUND if hidden else Category.FORBIDDEN)
         super().__init__(category, message, (path,) if path else ())
         self.path = path
         self.hidden = hidden
@@ -147,6 +161,7 @@ def check_write(
     if old is not None:
         if not hooks.can_see(caller, old, context).allowed:
             raise WriteRefused("resource not found", "", hidden=True, rule="hidden-target")
+        _check_task_rules(caller, old, new, context)
         _check_authority(caller, old, new, context)
     if new is not None:
         _check_own_name(caller, old, new, context)
@@ -339,6 +354,29 @@ def _check_authority(
         else:
             rule, message = partial.rule, f"{rtype}.{changed} is not the {partial.rule}'s to change"
         raise _refuse(rule, message, f"{rtype}.{changed}")
+
+
+def _check_task_rules(
+    caller: Caller, old: Mapping[str, Any], new: Mapping[str, Any] | None, context: ConsentContext
+) -> None:
+    """Rule 5c: a network responsibility's status and assignment (task_rules.py)."""
+    if new is None or not (task_rules.is_responsibility(old) or task_rules.is_responsibility(new)):
+        return
+    requester, owner = (
+        next((_org_of(k, context) for k in references_at(old, Path(e))), None)
+        for e in ("requester", "owner")
+    )
+    found = task_rules.check_task_change(caller.organization, old, new, requester, owner)
+    if found is not None:
+        raise WriteRefused(
+            f"{found.message} ({found.rule})", found.path, rule=found.rule, category=found.category
+        )
+
+
+def full_writer(caller: Caller, old: Mapping[str, Any], context: ConsentContext) -> bool:
+    """Whether `caller` may change all of `old` (rule 5): a write holder, or a custodian of
+    every client of `old`."""
+    return _full_writer(caller, old, context)
 
 
 def _full_writer(caller: Caller, old: Mapping[str, Any], context: ConsentContext) -> bool:
