@@ -10,7 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.audit.writer import AuditWriter
+from gateway.consent.enforcement import install_write_guards
 from gateway.coordination import ALL_OPERATIONS
+from gateway.coordination.guards import guard_write
 from gateway.errors import Category, FhirError
 from gateway.fhir_api.context import Services
 from gateway.fhir_api.operations import Registry
@@ -31,6 +33,7 @@ _HTTP_CATEGORY = {
 
 
 def build_services(settings: Settings) -> Services:
+    install_write_guards([guard_write])  # the named coordinator changes only by its operations
     search = SearchEngine()
     repo = open_repository(settings.database_url, search.index)
     return Services(

@@ -151,6 +151,8 @@ NO_AUTH_WARNING = (
 def serve(host: str, port: int, database: str, samples: bool, workers: int, no_auth: bool) -> None:
     """Serve the FHIR API at http://HOST:PORT/fhir; every FHIR request needs a bearer token
     (`plan-gateway token --org NAME`)."""
+    from gateway.journeys import sample_journeys
+
     database = absolute_database_url(database)
     if no_auth:
         os.environ["PLAN_GATEWAY_REQUIRE_AUTH"] = "0"  # what every worker process reads
@@ -161,6 +163,9 @@ def serve(host: str, port: int, database: str, samples: bool, workers: int, no_a
     click.echo(f"database: {redacted(database)}")
     if samples and not _load(Settings(database_url=database, load_samples=True), None):
         raise click.ClickException("the samples did not load; see above")
+    if samples and not _replay(Settings(database_url=database), sample_journeys(), strict=False):
+        # Journeys are demonstrations on top of the samples: the server starts without them.
+        click.echo("WARNING: a sample journey did not replay (see above)", err=True)
     # Each worker process reads its settings from the environment.
     os.environ["PLAN_GATEWAY_DATABASE"] = database
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
@@ -178,14 +183,33 @@ def serve(host: str, port: int, database: str, samples: bool, workers: int, no_a
 @click.argument("paths", nargs=-1, required=True, type=PATHS)
 @_database_option
 def load(paths: tuple[Path, ...], database: str) -> None:
-    """Load FHIR JSON resources or Bundles (files or directories of *.json).
+    """Load FHIR JSON resources or Bundles (files or directories of *.json), and replay client
+    journeys (a directory with steps.json, a directory of them, or samples/: its bundles, then
+    its journeys).
 
     Transaction and batch Bundles go through the same transaction interaction as POST [base];
-    a resource with an id is PUT (idempotent), one without is created.
+    a resource with an id is PUT (idempotent), one without is created. A journey's steps run
+    as its organisations through the HTTP API, in-process.
     """
+    from gateway.journeys import split_paths
+
     settings = Settings(database_url=absolute_database_url(database))
-    if not _load(settings, list(paths)):
+    files, journeys = split_paths(paths)
+    loaded = _load(settings, files)
+    if not (_replay(settings, journeys, strict=True) and loaded):
         sys.exit(1)
+
+
+def _replay(settings: Settings, journeys: list[Path], strict: bool) -> bool:
+    """Replay the journeys in-process; True when each was replayed (or was already). `strict`:
+    one replayed part-way before (left alone) counts as a failure too."""
+    from gateway.journeys import replay_in_process
+
+    if not journeys:
+        return True
+    results = replay_in_process(settings, journeys, click.echo)
+    bad = ("failed", "partial") if strict else ("failed",)
+    return not any(r.state in bad for r in results)
 
 
 def document_issues(doc: Any) -> list[Issue]:

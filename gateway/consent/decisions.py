@@ -14,8 +14,9 @@ Rules, in order (issue 3, "Consent decisions and enforcement"):
       of the client's patient-privacy Consents (any status but entered-in-error): they manage the
       consent, so they hold the client's process (IHE PCF: the custodian grants, actors receive);
    b. a client whose Patient is not stored: nothing for others (UNKNOWN_CLIENT);
-   b2. the audit trail (CUSTODIAN_ONLY_TYPES): nothing for others, whatever the Consents say
-       (AUDIT_TRAIL);
+   b2. the audit trail and documents (CUSTODIAN_ONLY_TYPES): nothing for others, whatever the
+       Consents say (AUDIT_TRAIL; DOCUMENT for Composition and DocumentReference, which aggregate
+       records under other rules: partners get them through Composition/$document);
    c. TURVAKIELTO (hooks.will_see also masks): the Patient resource itself is never shown to
       others, even with consent (PROTECTED_CLIENT);
    d. the client's active patient-privacy Consents (R4 consent.html; provisions.py reads the tree)
@@ -41,6 +42,7 @@ from gateway.consent.vocabulary import (
     CUSTODIAN_ONLY_TYPES,
     DECIDING_STATUS,
     DIRECTORY_TYPES,
+    DOCUMENT_TYPES,
     NOT_CUSTODY_STATUSES,
     PLAN_TYPES,
     PRIVACY_SCOPE,
@@ -90,7 +92,8 @@ def _for_client(caller: Caller, rtype: str, client: Client, access: Access) -> D
     if client.patient is None:
         return Decision(Verdict.DENY, Reason.UNKNOWN_CLIENT, client=client.id)
     if rtype in CUSTODIAN_ONLY_TYPES:
-        return Decision(Verdict.DENY, Reason.AUDIT_TRAIL, client=client.id)
+        reason = Reason.DOCUMENT if rtype in DOCUMENT_TYPES else Reason.AUDIT_TRAIL
+        return Decision(Verdict.DENY, reason, client=client.id)
     if rtype == "Patient" and is_protected(client.patient):
         return Decision(Verdict.DENY, Reason.PROTECTED_CLIENT, client=client.id)
     return _by_consents(client, access)

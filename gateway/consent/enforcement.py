@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -51,6 +51,18 @@ PURPOSE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 _CHUNK = 500  # keys per IN (...) list: well inside SQLite's and PostgreSQL's parameter limits
 TRUSTED = Decision(Verdict.PERMIT, Reason.RECORD_HOLDER)
+
+
+# Domain guards on a caller's REST writes, installed by app.py (gateway/coordination/guards.py:
+# the named coordinator changes only through its operations). Each takes (interaction, resource
+# type, the live stored resource or None, what would be stored or None) and raises FhirError.
+WriteGuard = Callable[[str, str, Mapping[str, Any] | None, Mapping[str, Any] | None], None]
+WRITE_GUARDS: list[WriteGuard] = []
+
+
+def install_write_guards(guards: Iterable[WriteGuard]) -> None:
+    """Replace the installed guards (idempotent: every app built installs the same ones)."""
+    WRITE_GUARDS[:] = list(guards)
 
 
 def request_id(headers: Mapping[str, str]) -> str:
@@ -280,7 +292,9 @@ class Gate:
             return _authorised(live, new)
         try:
             stored = writes.check_write(self._who, interaction, live, new, self.context(session))
-        except writes.WriteRefused:
+            for guard in WRITE_GUARDS:  # domain rules of the workflows (after the write rules,
+                guard(interaction, resource_type, live, stored)  # so a hidden target stays 404)
+        except FhirError:
             clients = frozenset(client_links(live or new or {})[0])
             self.note_deny(what, Decision(Verdict.DENY, Reason.WRITE_REFUSED, clients=clients))
             raise

@@ -60,6 +60,7 @@ class Reason(StrEnum):
     NO_CLIENT = "no-client"  # a plan resource tied to no client we can resolve
     UNKNOWN_CLIENT = "unknown-client"  # tied to a Patient that is not stored
     AUDIT_TRAIL = "audit-trail"  # AuditEvents: the client's custodians only
+    DOCUMENT = "document"  # Composition/DocumentReference: custodians only (vocabulary.py)
     INSUFFICIENT_SCOPE = "insufficient-scope"  # the token's scopes do not cover the request
     OPERATION_REFUSED = "operation-refused"  # hooks.start_operation: e.g. writing AuditEvents
     FOREIGN_ROLE = "foreign-role"  # the named acting role is not an active role of the caller

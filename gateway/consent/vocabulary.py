@@ -77,9 +77,13 @@ CLIENT_LINKS: dict[str, tuple[Path, ...]] = {
     # The audit trail (IHE BALP): an event is about the patients it names in role Patient.
     "AuditEvent": (Path("entity", "what", ("role", (OBJECT_ROLE, "1"))),),
 }
-# Plan types shown to the client's custodians only, never under a permit Consent: the audit
-# trail says who looked at what, including what was withheld from whom.
-CUSTODIAN_ONLY_TYPES: frozenset[str] = frozenset({"AuditEvent"})
+# Plan types shown to the client's custodians (and record holders) only, never under a permit
+# Consent: the audit trail says who looked at what, including what was withheld from whom; a
+# document (the final summary, issue 4) aggregates records that each have their own consent
+# rules, so its stored text could disclose what a deny withholds. Partners get a document only
+# through `Composition/$document`, which rebuilds it entry by entry through the gate.
+DOCUMENT_TYPES: frozenset[str] = frozenset({"Composition", "DocumentReference"})
+CUSTODIAN_ONLY_TYPES: frozenset[str] = frozenset({"AuditEvent"}) | DOCUMENT_TYPES
 PLAN_TYPES: frozenset[str] = frozenset(CLIENT_LINKS)
 # Types whose client links may go through another resource (one hop, never further).
 VIA_TYPES: frozenset[str] = frozenset({"Provenance"})

@@ -3,43 +3,33 @@ coordinates, the named coordinator and its escorted handover, network responsibi
 follow-up, the final summary, the client-readable plan and client participation, each a FHIR
 `$`-operation (gateway/fhir_api/operations.py) over the same gate and transaction as REST.
 
-`ALL_OPERATIONS` is what app.py registers; a workflow module declares its own `OPERATIONS`.
+`ALL_OPERATIONS` is what app.py registers, in the catalogue order of issue 4; each workflow
+module declares its own `OPERATIONS`.
 """
 
 from __future__ import annotations
 
-import importlib
-import logging
-
+from gateway.coordination import (
+    client_plan,
+    coordinator,
+    final_summary,
+    follow_up,
+    handover,
+    overlaps,
+    participation,
+    responsibilities,
+    who_coordinates,
+)
 from gateway.fhir_api.operations import Operation
 
-# The workflow modules, in catalogue order (issue 4).
-WORKFLOWS = (
-    "who_coordinates",
-    "coordinator",
-    "handover",
-    "responsibilities",
-    "overlaps",
-    "follow_up",
-    "final_summary",
-    "client_plan",
-    "participation",
+ALL_OPERATIONS: tuple[Operation, ...] = (
+    *who_coordinates.OPERATIONS,
+    *coordinator.OPERATIONS,
+    *handover.OPERATIONS,
+    *responsibilities.OPERATIONS,
+    *overlaps.OPERATIONS,
+    *follow_up.OPERATIONS,
+    *final_summary.OPERATIONS,
+    *client_plan.OPERATIONS,
+    *participation.OPERATIONS,
 )
-
-
-def _collect() -> tuple[Operation, ...]:
-    found: list[Operation] = []
-    for name in WORKFLOWS:
-        try:
-            module = importlib.import_module(f"gateway.coordination.{name}")
-        except Exception as failed:  # TODO(lead): static imports once every workflow landed
-            if f"gateway.coordination.{name}" != getattr(failed, "name", None):
-                logging.getLogger("gateway.coordination").warning(
-                    "workflow %s not loaded: %s", name, failed
-                )
-            continue
-        found.extend(getattr(module, "OPERATIONS", ()))
-    return tuple(found)
-
-
-ALL_OPERATIONS: tuple[Operation, ...] = _collect()

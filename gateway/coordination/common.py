@@ -201,6 +201,34 @@ def read_ref(svc: Services, req: FhirRequest, reference: str) -> dict[str, Any]:
     return read_visible(svc, req, found.group(1), found.group(2))
 
 
+def read_document(svc: Services, req: FhirRequest, id: str) -> dict[str, Any]:
+    """A stored document (Composition) for `Composition/$document`.
+
+    Documents are custodian-only (consent/vocabulary.DOCUMENT_TYPES): their stored text
+    aggregates records under different consent rules. `$document` rebuilds one entry by entry
+    through the gate (and withholds each narrative over a hidden entry), so a caller who may see
+    the record the document summarises (`Composition.event.detail`, read through the gate: 404
+    otherwise) gets the Composition to rebuild from. Only that use may call this."""
+    check_id(id, "Composition.id")
+    with svc.repo.reader() as session:
+        sv = live_version(session, "Composition", id, req.gate)
+        decision = req.gate.decide(session, orjson.loads(sv.body))
+    composition = orjson.loads(sv.body)
+    if decision.allowed:
+        return composition
+    details = [
+        d.get("reference")
+        for event in composition.get("event") or []
+        for d in (event.get("detail") or [])
+        if isinstance(d, dict)
+    ]
+    summarised = [r for r in details if isinstance(r, str) and _REFERENCE.match(r)]
+    if not summarised:
+        raise FhirError(Category.NOT_FOUND, f"Composition/{id} is not known")
+    read_ref(svc, req, summarised[0])  # 404 (and a denial on record) when that is hidden too
+    return composition
+
+
 def search_visible(
     svc: Services, req: FhirRequest, resource_type: str, params: Sequence[tuple[str, str]]
 ) -> list[dict[str, Any]]:

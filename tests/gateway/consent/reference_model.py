@@ -26,7 +26,8 @@ PLAN = {
     "Provenance", "QuestionnaireResponse", "Communication", "DocumentReference", "Composition",
     "AuditEvent",
 }  # fmt: skip
-CUSTODIANS_ONLY = {"AuditEvent"}  # the audit trail: never shown under a permit
+# The audit trail and documents (which aggregate records): never shown under a permit.
+CUSTODIANS_ONLY = {"AuditEvent", "Composition", "DocumentReference"}
 MONTH_START = datetime(2026, 11, 1, tzinfo=UTC)
 US = timedelta(microseconds=1)
 
