@@ -178,8 +178,9 @@ def designate(svc: Services, req: FhirRequest) -> FhirResponse:
     team = read_network(svc, req, req.id)
     check_holder(svc, req, team, "network-holder")
     org = role_org(svc, req, role, where("coordinator"))
+    first = network.is_first(team)
     entries = [put(switched(team, role, org, when, note), version_of(team))]
-    previous = network.member(network.current(team)) or ""  # switched(): exactly one
+    previous = "" if first else network.member(network.current(team)) or ""  # exactly one
     targets = [next_version(team)]
     for entry, target in plan_entries(svc, req, req.id, role, org):
         entries.append(entry)
@@ -202,7 +203,7 @@ def changed_answer(targets: list[str], previous: str, role: str, when: str) -> d
         part("careteam", valueReference={"reference": targets[0]}),
         part("coordinator", valueReference={"reference": role}),
         part("start", valueDateTime=when),
-        part("previous", valueReference={"reference": previous}),
+        [part("previous", valueReference={"reference": previous})] if previous else [],
         [part("plan", valueReference={"reference": t}) for t in targets if t[:9] == "CarePlan/"],
         [part("task", valueReference={"reference": t}) for t in targets if t[:5] == "Task/"],
     )

@@ -96,10 +96,37 @@ def member(participant: Resource) -> str | None:
     return "/".join(key) if key else None
 
 
+def is_first(team: Resource) -> bool:
+    """A proposed network with no coordinator yet: the first one is named (at the joint
+    appointment, seed 002), which makes the network active."""
+    return team.get("status") == "proposed" and not open_coordinators(team)
+
+
 def switch(team: Resource, new_role: str, when: str, note: str | None = None) -> dict[str, Any]:
     """The CareTeam with the current coordinator's period ended at `when` and `new_role` the
-    coordinator from `when`. Refused when the network is not active, the new one is the current
-    one, or `when` is not after the current coordinator's start."""
+    coordinator from `when` (or, on a proposed network without one, the first coordinator, the
+    network active from then on). Refused when the network is not active, the new one is the
+    current one, or `when` is not after the current coordinator's start."""
+    if is_first(team):
+        out = plain(team)
+        out["status"] = "active"
+        out["participant"] = list(out.get("participant") or [])
+    else:
+        out = _ended(team, new_role, when)
+    out["participant"].append(
+        {
+            "role": [{"coding": [{"system": COORDINATOR_ROLE, "code": COORDINATOR[1]}]}],
+            "member": {"reference": new_role},
+            "period": {"start": when},
+        }
+    )
+    if note:
+        out["note"] = [*(out.get("note") or []), {"time": when, "text": note}]
+    return out
+
+
+def _ended(team: Resource, new_role: str, when: str) -> dict[str, Any]:
+    """A copy of an active network whose current coordinator's period ends at `when`."""
     if team.get("status") != "active":
         raise Refused("network-active", "the network is not active", "CareTeam.status")
     now = current(team)
@@ -116,15 +143,6 @@ def switch(team: Resource, new_role: str, when: str, note: str | None = None) ->
         if p == now:
             p["period"] = {**(p.get("period") or {}), "end": when}
             break
-    out["participant"].append(
-        {
-            "role": [{"coding": [{"system": COORDINATOR_ROLE, "code": COORDINATOR[1]}]}],
-            "member": {"reference": new_role},
-            "period": {"start": when},
-        }
-    )
-    if note:
-        out["note"] = [*(out.get("note") or []), {"time": when, "text": note}]
     return out
 
 

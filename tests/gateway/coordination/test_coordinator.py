@@ -335,3 +335,45 @@ def test_a_hidden_network_is_404(client: TestClient, loaded: Services, as_org: H
         headers={**as_org("typ"), **PURPOSE},
     )
     assert r.status_code == 404, r.text
+
+
+def test_the_first_coordinator_is_named_on_a_proposed_network(
+    client: TestClient, loaded: Services, as_org: Headers
+) -> None:
+    # Seed 002: the coordinator is named at the joint appointment; until then the network is
+    # only proposed and has none. Naming the first one makes it active. The work-ability team
+    # manages Aino's network and acts here.
+    team_org = as_org("tyokykytiimi")
+    team = client.get(TEAM, headers=team_org).json()
+    team.pop("meta", None)
+    team["id"] = "first-careteam"
+    team["status"] = "proposed"
+    team["participant"] = [
+        p for p in team["participant"] if "asiakasvastaava" not in str(p.get("role"))
+    ]
+    assert (
+        client.put("/fhir/CareTeam/first-careteam", json=team, headers=team_org).status_code == 201
+    )
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "coordinator", "valueReference": {"reference": NURSE}},
+            {"name": "date", "valueDateTime": "2026-11-01T10:00:00+02:00"},
+        ],
+    }
+    r = client.post(
+        "/fhir/CareTeam/first-careteam/$designate-coordinator", json=body, headers=team_org
+    )
+    assert r.status_code == 200, r.text
+    assert "previous" not in {p["name"] for p in r.json()["parameter"]}
+    after = client.get("/fhir/CareTeam/first-careteam", headers=team_org).json()
+    assert after["status"] == "active"
+    coordinators = [p for p in after["participant"] if "asiakasvastaava" in str(p.get("role"))]
+    assert [(p["member"]["reference"], p["period"]) for p in coordinators] == [
+        (NURSE, {"start": "2026-11-01T10:00:00+02:00"})
+    ]
+    # A second designation on it is an ordinary change of coordinator.
+    r = client.post(
+        "/fhir/CareTeam/first-careteam/$designate-coordinator", json=body, headers=team_org
+    )
+    assert r.status_code == 409
