@@ -101,8 +101,15 @@ def test_tampere_coordinator_before_and_after_the_escorted_handover(
     june = get(http, gateway, "tampere-terveysasema", f"{url}?date=2026-06-01")
     assert coordinator(june) == HEALTH_STATION
     before_joint_appointment = get(http, gateway, "tampere-terveysasema", f"{url}?date=2026-02-20")
-    assert coordinator(before_joint_appointment) == "PractitionerRole/role-tampere-laakari"
-    assert coordinator(get(http, gateway, "tampere-aikuissosiaalityo", url)) == DESIGNATED_WORKER
+    assert not [p for p in before_joint_appointment["parameter"] if p["name"] == "coordinator"]
+    now = get(http, gateway, "tampere-aikuissosiaalityo", url)
+    assert coordinator(now) == DESIGNATED_WORKER
+    history = [p["part"] for p in now["parameter"] if p["name"] == "history"]
+    assert [part[0]["valueReference"]["reference"] for part in history] == [
+        HEALTH_STATION,  # the first coordinator, named at the joint appointment
+        DESIGNATED_WORKER,
+    ]
+    assert history[0][1]["valuePeriod"]["start"] == "2026-03-02T10:00:00+02:00"
     handovers = get(
         http,
         gateway,

@@ -28,6 +28,9 @@ NAMES = [j.name for j in JOURNEYS]
 TAG = ("https://fhir-plan-gateway.example/CodeSystem/data-origin", "sample")
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z][A-Za-z0-9_]*)")
 OPERATION = re.compile(r"\$([a-z][a-z\-]*)")
+# Fictional contact details: phones +358 400 000 xxx, email at example.fi/.org (sub)domains.
+FICTIONAL_PHONE = re.compile(r"\+358 400 000 \d{3}")
+FICTIONAL_EMAIL = re.compile(r"[a-z.-]+@([a-z-]+\.)*example\.(fi|org)")
 
 
 def resources(journey: Journey) -> Iterator[dict[str, Any]]:
@@ -104,14 +107,34 @@ def test_fake_identifiers_and_goals_in_the_clients_own_words(journey: Journey) -
 
 
 @pytest.mark.parametrize("journey", JOURNEYS, ids=NAMES)
-def test_the_network_has_exactly_one_open_coordinator(journey: Journey) -> None:
+def test_an_active_network_has_one_open_coordinator_a_proposed_one_none(journey: Journey) -> None:
     (team,) = [r for r in resources(journey) if r["resourceType"] == "CareTeam"]
-    open_ones = [
-        p
-        for p in team["participant"]
-        if p["role"][0]["coding"][0]["code"] == "asiakasvastaava" and "end" not in p["period"]
+    coordinators = [
+        p for p in team["participant"] if p["role"][0]["coding"][0]["code"] == "asiakasvastaava"
     ]
-    assert team["status"] == "active" and len(open_ones) == 1
+    open_ones = [p for p in coordinators if "end" not in p["period"]]
+    if journey.name == "tampere":  # seed 002: the first one is named at the joint appointment
+        assert team["status"] == "proposed" and coordinators == []
+    else:
+        assert team["status"] == "active" and len(open_ones) == 1
+
+
+def test_every_organisation_and_role_is_reached_by_fictional_telecom() -> None:
+    holders = [
+        e["resource"]
+        for path in [*sample_files(), *(p for j in JOURNEYS for p in j.bundles)]
+        for e in json.loads(path.read_text(encoding="utf-8"))["entry"]
+        if e["resource"]["resourceType"] in ("Organization", "PractitionerRole")
+    ]
+    phones: list[str] = []
+    for holder in holders:
+        points = {t["system"]: t for t in holder["telecom"]}
+        assert set(points) == {"phone", "email"}, holder["id"]
+        assert all(t["use"] == "work" for t in points.values()), holder["id"]
+        assert FICTIONAL_PHONE.fullmatch(points["phone"]["value"]), holder["id"]
+        assert FICTIONAL_EMAIL.fullmatch(points["email"]["value"]), holder["id"]
+        phones.append(points["phone"]["value"])
+    assert len(phones) == len(set(phones))
 
 
 @pytest.mark.parametrize("journey", JOURNEYS, ids=NAMES)
