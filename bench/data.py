@@ -2,7 +2,8 @@
 
 Resource `i` of each kind is always the same, so the load, the read phase's random ids and the
 search phase's patients agree without passing lists around. Every value is synthetic: HETUs use
-the 9xx test range, names are invented. Never put real personal data here.
+the 9xx test range, names are invented. Never put real personal data here. The Patients and
+CareTeams conform to our profiles (fi-client, client-network), as the gateway checks on write.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from gateway.consent.vocabulary import CUSTODIAN_EXTENSION
+from gateway.consent.vocabulary import CANONICAL, CUSTODIAN_EXTENSION
 
 PLANS_PER_PATIENT = 4
 BUNDLE_GROUPS = 16  # 16 x (Patient, CareTeam, 4 CarePlans) = 96 entries per transaction
@@ -70,13 +71,29 @@ def care_team(n: int, subject: str | None = None) -> dict[str, Any]:
         "period": {"start": "2025-01-15"},
         "participant": [
             {
-                "role": [{"text": "asiakasvastaava / named coordinator"}],
-                "member": {"display": f"Työkykykoordinaattori {n % 50}"},
+                "role": [_role("coordinator-role", "asiakasvastaava", "named coordinator")],
+                "member": {
+                    "reference": "PractitionerRole/role-terveydenhoitaja",
+                    "display": f"Terveydenhoitaja {n % 50}",
+                },
                 "period": {"start": "2025-01-15"},
             },
-            {"role": [{"text": "sosiaalityöntekijä"}], "member": {"display": "Sosiaalityö"}},
+            {
+                "role": [_role("professional-role", "sosiaalityontekija", "social worker")],
+                "member": {
+                    "reference": "PractitionerRole/role-sosiaalityontekija",
+                    "display": "Sosiaalityö",
+                },
+                "period": {"start": "2025-02-01"},
+            },
         ],
+        "managingOrganization": [{"reference": f"Organization/{HOLDER}"}],
     }
+
+
+def _role(code_system: str, code: str, english: str) -> dict[str, Any]:
+    coding = {"system": f"{CANONICAL}/CodeSystem/{code_system}", "code": code}
+    return {"coding": [coding], "text": f"{code} / {english}"}
 
 
 def _activity(k: int, status: str) -> dict[str, Any]:

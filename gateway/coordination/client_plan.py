@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.coordination.common import Params, read_visible, search_visible, where
-from gateway.coordination.overlaps import overlaps
+from gateway.coordination.overlap_finder import overlaps
 from gateway.coordination.render.build import build_view
 from gateway.coordination.render.html import render_html
 from gateway.coordination.render.overlaps import organization_of, overlap_texts

@@ -137,9 +137,9 @@ def test_100_conditional_creates_with_one_identifier_make_one_resource(
     base = gateway.base
     body = {
         "resourceType": "Practitioner",
-        "identifier": [{"system": "urn:oid:1.2.246.537.26", "value": "race-100"}],
+        "identifier": [{"system": "urn:oid:1.2.246.537.26", "value": "10000000100"}],
     }
-    headers = {**JSON, "If-None-Exist": "identifier=urn:oid:1.2.246.537.26|race-100"}
+    headers = {**JSON, "If-None-Exist": "identifier=urn:oid:1.2.246.537.26|10000000100"}
 
     def create(client: httpx.Client, i: int) -> tuple[int, str]:
         resp = client.post(f"{base}/Practitioner", json=body, headers=headers)
@@ -152,7 +152,7 @@ def test_100_conditional_creates_with_one_identifier_make_one_resource(
     assert _history_total(base, "Practitioner", auth) == 1
     found = httpx.get(
         f"{base}/Practitioner",
-        params={"identifier": "urn:oid:1.2.246.537.26|race-100"},
+        params={"identifier": "urn:oid:1.2.246.537.26|10000000100"},
         headers=auth,
         timeout=30,
     ).json()

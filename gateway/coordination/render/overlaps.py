@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gateway.coordination.overlaps import DUPLICATE, Overlap
+from gateway.coordination.overlap_finder import DUPLICATE, Overlap
 from gateway.coordination.render import texts
 from gateway.coordination.render.codes import coding_display
 from gateway.coordination.render.people import organization_name

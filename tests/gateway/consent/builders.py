@@ -15,6 +15,7 @@ from gateway.consent.vocabulary import CONSENT_SCOPE, V3_PARTICIPATION
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 V3_ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 CAREMGT = (V3_ACT_REASON, "CAREMGT")
 Resource = dict[str, Any]
 
@@ -49,6 +50,15 @@ def purposes(*codes: str) -> list[dict[str, str]]:
     return [{"system": V3_ACT_REASON, "code": c} for c in codes]
 
 
+def sharing(type_: str | None, *orgs: str, **conditions: Any) -> Resource:
+    """A root provision as the sharing-consent profile needs it (profiles-consent.fsh): the
+    provision() of `orgs` with a period (from 2026-01-01) and purpose CAREMGT unless stated,
+    so a permit reaches only callers that state X-Purpose-Of-Use: CAREMGT."""
+    conditions.setdefault("period", {"start": "2026-01-01"})
+    conditions.setdefault("purpose", purposes("CAREMGT"))
+    return provision(type_, *orgs, **conditions)
+
+
 def consent(
     prov: Resource | None,
     id: str = "c1",
@@ -57,14 +67,17 @@ def consent(
     custodian: str = "org-cust",
     **extra: Any,
 ) -> Resource:
-    """An IHE PCF privacy consent of `client`, managed by `custodian`."""
+    """An IHE PCF privacy consent of `client`, managed by `custodian` (category and policyRule
+    as sharing-consent needs them; a stored one also needs a sharing() provision)."""
     out: Resource = {
         "resourceType": "Consent",
         "id": id,
         "status": status,
         "scope": {"coding": [{"system": CONSENT_SCOPE, "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
         "patient": ref(f"Patient/{client}"),
         "organization": [ref(f"Organization/{custodian}")],
+        "policyRule": {"coding": [{"system": V3_ACT_CODE, "code": "OPTIN"}]},
         **extra,
     }
     if prov is not None:

@@ -48,6 +48,7 @@ CAREPLAN_STATUSES = ["active", "completed", "draft", "on-hold"]
 GOAL_STATUSES = ["active", "completed", "proposed"]
 REDACTED = ("http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "REDACTED")
 WHEN = "2026-11-01T09:00:00Z"
+V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 
 # (source type, search parameter) -> the elements holding its references, in this world.
 REFS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -136,7 +137,11 @@ def complete(fhir: Json, rng: random.Random) -> Json:
         r["status"] = "completed"
     elif rtype == "Consent":
         r["category"] = [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}]
+        r["policyRule"] = {"coding": [{"system": V3_ACT_CODE, "code": "OPTIN"}]}
         _fill_empty(r.get("provision"))
+    elif rtype == "DocumentReference":
+        attachment = {"contentType": "text/plain", "data": "bG9wcHV5aHRlZW52ZXRv"}
+        r |= {"status": "current", "content": [{"attachment": attachment}]}
     elif rtype == "Basic":
         r["code"] = {"text": "muu"}
     elif rtype == "AuditEvent":

@@ -138,17 +138,30 @@ def consent_fhir(c: Consent, client: str) -> dict[str, Any]:
     return out
 
 
-def client(rng: random.Random, cid: str) -> ClientModel:
+def sharing_root(rng: random.Random, root: Prov | None) -> Prov:
+    """`root` as the sharing-consent profile needs it (fhir_profiles, profiles-consent.fsh): a
+    provision with a period and a purpose; what it states already is kept."""
+    root = root if root is not None else provision(rng)
+    root.conds.setdefault("period", (moment(rng), None))
+    root.conds.setdefault("purpose", set(rng.sample(PURPOSES, rng.randint(1, 2))))
+    return root
+
+
+def consent(rng: random.Random, cid: str, home: str, conforming: bool) -> Consent:
+    org = home if rng.random() < 0.85 else rng.choice(ORGS)
+    status = rng.choices(STATUSES, [12, 3, 1, 1, 1, 1])[0]
+    privacy = rng.random() < 0.92
+    given = moment(rng) if rng.random() < 0.5 else None
+    root = provision(rng) if rng.random() < 0.95 else None
+    if conforming and privacy:
+        root = sharing_root(rng, root)
+    return Consent(cid, org, status, privacy, given, root)
+
+
+def client(rng: random.Random, cid: str, conforming: bool = False) -> ClientModel:
     home = rng.choice(ORGS)
     consents = [
-        Consent(
-            f"{cid}-c{n}",
-            home if rng.random() < 0.85 else rng.choice(ORGS),
-            rng.choices(STATUSES, [12, 3, 1, 1, 1, 1])[0],
-            rng.random() < 0.92,
-            moment(rng) if rng.random() < 0.5 else None,
-            provision(rng) if rng.random() < 0.95 else None,
-        )
+        consent(rng, f"{cid}-c{n}", home, conforming)
         for n in range(rng.choices([0, 1, 2, 3], [1, 4, 4, 2])[0])
     ]
     return ClientModel(cid, rng.random() < 0.95, rng.random() < 0.2, consents)
@@ -208,6 +221,10 @@ def records_of(rng: random.Random, c: ClientModel) -> list[tuple[Thing, dict[str
             agent=[cst_agent],
         ),
         record("Communication", f"{me}-comm", me, {org}, subject=subject, sender=org_ref(org)),
+        # A document aggregates records under other rules: custodians and holders only.
+        record(
+            "DocumentReference", f"{me}-doc", me, {org}, subject=subject, custodian=org_ref(org)
+        ),
         record("AuditEvent", f"{me}-audit", me, set(), entity=[{"what": subject, "role": PAT}]),
     ]
     if c.protected and c.stored:
@@ -245,8 +262,11 @@ def bounds_of(clients: dict[str, ClientModel]) -> list[datetime]:
     return sorted({t + d for t in edges for d in (-US, timedelta(0), US)})
 
 
-def build(rng: random.Random, n_clients: int = 200) -> World:
-    clients = {f"p{i}": client(rng, f"p{i}") for i in range(n_clients)}
+def build(rng: random.Random, n_clients: int = 200, conforming: bool = False) -> World:
+    """A random world. `conforming`: every privacy Consent conforms to sharing-consent, as the
+    REST paths require; otherwise the decision rules also meet the shapes the profile refuses
+    (no provision, no period, no purpose), which they must still read safely."""
+    clients = {f"p{i}": client(rng, f"p{i}", conforming) for i in range(n_clients)}
     records = [r for c in clients.values() for r in records_of(rng, c)] + loose_records()
     roles = [
         {"resourceType": "PractitionerRole", "id": r, "organization": ref(f"Organization/{o}")}

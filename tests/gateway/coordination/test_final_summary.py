@@ -16,8 +16,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from gateway.coordination.final_summary import SECTION_SYSTEM, SOLUTION_SYSTEM
-from gateway.coordination.participation import FEEDBACK_STAGE, PEER_SUPPORT_ANSWER, STAGE_FEEDBACK
+from gateway.coordination.participation_summary import (
+    FEEDBACK_STAGE,
+    PEER_SUPPORT_ANSWER,
+    STAGE_FEEDBACK,
+)
+from gateway.coordination.summary_text import SECTION_SYSTEM, SOLUTION_SYSTEM
 from gateway.fhir_api.context import Services
 from gateway.samples import load_samples
 

@@ -8,18 +8,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from gateway.coordination.final_summary import SOLUTION_SYSTEM
-from gateway.coordination.follow_up import (
-    REVIEW_DATE,
-    SERVICE_KIND,
-    TASK_CODE,
-    TASK_TYPE,
-    Item,
-    Network,
-    follow_up_items,
-    grouped,
-    report,
-)
+from gateway.coordination.follow_up_report import Item, Network, follow_up_items, grouped, report
+from gateway.coordination.plan_work import REVIEW_DATE, SERVICE_KIND, TASK_CODE, TASK_TYPE
+from gateway.coordination.summary_text import SOLUTION_SYSTEM
 from gateway.fhir_api.context import Services
 from gateway.samples import load_samples
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from gateway.coordination.overlaps import (
+from gateway.coordination.overlap_finder import (
     DUPLICATE,
     SERVICE_KIND,
     SEVERAL_ORGANISATIONS,

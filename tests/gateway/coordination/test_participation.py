@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from gateway.coordination.participation import (
+from gateway.coordination.participation_summary import (
     CHOSEN_BY_CLIENT,
     CLIENT_OWN_WORDS,
     FEEDBACK_STAGE,

@@ -122,13 +122,13 @@ def test_search_entries_return_a_searchset(client: TestClient) -> None:
 
 
 def test_conditional_create_in_a_batch(client: TestClient) -> None:
-    identifier = [{"system": "urn:oid:1.2.246.21", "value": "050505-555D"}]
+    identifier = [{"system": "urn:oid:1.2.246.21", "value": "050505-955B"}]
     entry = {
         "resource": patient(identifier=identifier),
         "request": {
             "method": "POST",
             "url": "Patient",
-            "ifNoneExist": "identifier=urn:oid:1.2.246.21|050505-555D",
+            "ifNoneExist": "identifier=urn:oid:1.2.246.21|050505-955B",
         },
     }
     r = post_batch(client, [entry, entry])

@@ -345,14 +345,14 @@ def test_too_many_entries_are_refused(client: TestClient, services: Services) ->
 
 # -- conditional entries (need gateway.search: match_keys) --------------------------------------
 def test_conditional_create_inside_a_transaction_zero_one_many(client: TestClient) -> None:
-    query = "identifier=urn:oid:1.2.246.21|010101-123N"
+    query = "identifier=urn:oid:1.2.246.21|010101-923F"
     plan = {
         "resourceType": "CarePlan",
         "status": "active",
         "intent": "plan",
         "subject": {"reference": P_URN},
     }
-    entries = [post(patient(identifier=hetu("010101-123N")), P_URN, ifNoneExist=query), post(plan)]
+    entries = [post(patient(identifier=hetu("010101-923F")), P_URN, ifNoneExist=query), post(plan)]
     first = post_bundle(client, entries)  # 0 matches: created
     assert [e["response"]["status"] for e in first.json()["entry"]] == ["201 Created"] * 2
     patient_key = key_of(first.json()["entry"][0])
@@ -362,7 +362,7 @@ def test_conditional_create_inside_a_transaction_zero_one_many(client: TestClien
     plan_key = key_of(again.json()["entry"][1])
     assert client.get(f"/fhir/{plan_key}").json()["subject"]["reference"] == patient_key
 
-    client.post("/fhir/Patient", json=patient(identifier=hetu("010101-123N")))
+    client.post("/fhir/Patient", json=patient(identifier=hetu("010101-923F")))
     many = post_bundle(client, entries)  # 2 matches: 412, nothing stored
     assert many.status_code == 412
     assert "Bundle.entry[0]" in many.json()["issue"][0]["diagnostics"]
@@ -370,10 +370,10 @@ def test_conditional_create_inside_a_transaction_zero_one_many(client: TestClien
 
 
 def test_conditional_delete_runs_before_a_conditional_create(client: TestClient) -> None:
-    query = "identifier=urn:oid:1.2.246.21|020202-222A"
-    client.post("/fhir/Patient", json=patient(identifier=hetu("020202-222A"), gender="female"))
+    query = "identifier=urn:oid:1.2.246.21|020202-9225"
+    client.post("/fhir/Patient", json=patient(identifier=hetu("020202-9225"), gender="female"))
     entries = [
-        post(patient(identifier=hetu("020202-222A"), gender="male"), ifNoneExist=query),
+        post(patient(identifier=hetu("020202-9225"), gender="male"), ifNoneExist=query),
         {"request": {"method": "DELETE", "url": f"Patient?{query}"}},
     ]
     r = post_bundle(client, entries)
@@ -384,13 +384,13 @@ def test_conditional_delete_runs_before_a_conditional_create(client: TestClient)
 
 
 def test_conditional_references_resolve_to_the_one_match(client: TestClient) -> None:
-    created = client.post("/fhir/Patient", json=patient(identifier=hetu("030303-333B")))
+    created = client.post("/fhir/Patient", json=patient(identifier=hetu("030303-9337")))
     pid = created.json()["id"]
     plan = {
         "resourceType": "CarePlan",
         "status": "active",
         "intent": "plan",
-        "subject": {"reference": "Patient?identifier=urn:oid:1.2.246.21|030303-333B"},
+        "subject": {"reference": "Patient?identifier=urn:oid:1.2.246.21|030303-9337"},
     }
     r = post_bundle(client, [post(plan)])
     assert r.status_code == 200, r.text
@@ -403,9 +403,9 @@ def test_conditional_references_resolve_to_the_one_match(client: TestClient) -> 
 
 
 def test_conditional_update_inside_a_transaction(client: TestClient) -> None:
-    query = "identifier=urn:oid:1.2.246.21|040404-444C"
+    query = "identifier=urn:oid:1.2.246.21|040404-9449"
     entry = {
-        "resource": patient(identifier=hetu("040404-444C"), gender="female"),
+        "resource": patient(identifier=hetu("040404-9449"), gender="female"),
         "request": {"method": "PUT", "url": f"Patient?{query}"},
     }
     first = post_bundle(client, [entry])

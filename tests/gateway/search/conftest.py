@@ -38,7 +38,7 @@ def plans(client: TestClient) -> TestClient:
             "resourceType": "Patient",
             "id": "p1",
             "name": [{"family": "Virtanen", "given": ["Äino"]}],
-            "identifier": [{"system": "urn:oid:1.2.246.21", "value": "010101-123A"}],
+            "identifier": [{"system": "urn:oid:1.2.246.21", "value": "010101-923F"}],
         },
     )
     put(client, {"resourceType": "Patient", "id": "p2", "name": [{"family": "Korhonen"}]})

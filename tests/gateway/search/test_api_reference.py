@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from gateway.consent.vocabulary import V3_PARTICIPATION
 from gateway.settings import Settings
 from tests.gateway.search.conftest import ids, put, search
 
@@ -40,7 +41,7 @@ def test_task_owner_focus_and_care_team_participant(plans: TestClient) -> None:
 
 def test_chained_parameters(plans: TestClient) -> None:
     expected = ["CarePlan/cp1", "CarePlan/cp2"]
-    ident = "urn:oid:1.2.246.21|010101-123A"
+    ident = "urn:oid:1.2.246.21|010101-923F"
     assert ids(search(plans, f"CarePlan?subject.identifier={ident}")) == expected
     assert ids(search(plans, "CarePlan?subject:Patient.name=aino")) == expected
     # two levels: plans whose care team has a participant named Kela
@@ -120,11 +121,18 @@ def test_consent_parameters(client: TestClient, settings: Settings) -> None:
                 ]
             },
             "provision": {
+                "type": "permit",
                 "period": {"start": "2024-01-01", "end": "2024-12-31"},
                 "actor": [
                     {
-                        "role": {"coding": [{"code": "IRCP"}]},
+                        "role": {"coding": [{"system": V3_PARTICIPATION, "code": "IRCP"}]},
                         "reference": {"reference": "Organization/o2"},
+                    }
+                ],
+                "purpose": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+                        "code": "CAREMGT",
                     }
                 ],
             },

@@ -76,7 +76,7 @@ def test_post_search_with_form_body(plans: TestClient) -> None:
 
 def test_conditional_create_uses_search(plans: TestClient) -> None:
     body = {"resourceType": "Patient", "name": [{"family": "X"}]}
-    ident = "identifier=urn:oid:1.2.246.21|010101-123A"
+    ident = "identifier=urn:oid:1.2.246.21|010101-923F"
     r = plans.post("/fhir/Patient", json=body, headers={"If-None-Exist": ident})
     assert r.status_code == 200 and r.json()["id"] == "p1"
     r = plans.post("/fhir/Patient", json=body, headers={"If-None-Exist": "frobnicate=1"})

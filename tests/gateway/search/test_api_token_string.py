@@ -29,7 +29,7 @@ def test_token_not_and_missing(plans: TestClient) -> None:
 
 
 def test_identifier_search(plans: TestClient) -> None:
-    found = search(plans, "Patient?identifier=urn:oid:1.2.246.21|010101-123A")
+    found = search(plans, "Patient?identifier=urn:oid:1.2.246.21|010101-923F")
     assert ids(found) == ["Patient/p1"]
 
 

@@ -6,9 +6,10 @@ while a snapshot entry hidden since the snapshot was made leaves one denial on i
 
 The world (stored with no caller, then authentication on): org-sote-keskus holds everything
 (Patient.managingOrganization, CarePlan.author, Task.requester, Communication.sender). Client
-`pa` lets org-kela see their records (Consent c-pa); client `pb` has no Consent. org-kela itself
-authored cp6, about pb. So for kela: cp3 (pb's) is hidden among cp1..cp6, and so are pb, comm1
-(about pb and pa) and ct2 (pb's team); cp6 is visible, its subject pb is not.
+`pa` lets org-kela see their records for care management (Consent c-pa; kela's requests state
+X-Purpose-Of-Use: CAREMGT); client `pb` has no Consent. org-kela itself authored cp6, about pb.
+So for kela: cp3 (pb's) is hidden among cp1..cp6, and so are pb, comm1 (about pb and pa) and ct2
+(pb's team); cp6 is visible, its subject pb is not.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from fastapi.testclient import TestClient
 from gateway.consent.enforcement import Gate
 from gateway.fhir_api.context import Services
 from gateway.security.caller import Caller
-from tests.gateway.consent.builders import consent, provision
+from tests.gateway.consent.builders import consent, sharing
 from tests.gateway.search.conftest import ids, put
 
 SOTE = "org-sote-keskus"
@@ -51,10 +52,9 @@ def _plan(n: int, client: str, author: str = SOTE, **extra: Any) -> dict[str, An
 
 
 def _consent(status: str = "active") -> dict[str, Any]:
-    """pa's privacy Consent, managed by org-sote-keskus, letting org-kela read."""
-    category = [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}]
-    permit = provision("permit", "org-kela")
-    return consent(permit, "c-pa", "pa", status, SOTE, category=category)
+    """pa's privacy Consent, managed by org-sote-keskus, letting org-kela read for care
+    management (CAREMGT)."""
+    return consent(sharing("permit", "org-kela"), "c-pa", "pa", status, SOTE)
 
 
 @contextmanager
@@ -132,7 +132,7 @@ def everything(client: TestClient, services: Services, query: str) -> list[str]:
 @pytest.fixture
 def kela(world: TestClient, as_org: Callable[..., dict[str, str]]) -> Get:
     """GET as org-kela (a path under /fhir, or an absolute page link); 200 expected."""
-    headers = as_org("kela")
+    headers = {**as_org("kela"), "X-Purpose-Of-Use": "CAREMGT"}  # the purpose pa consented to
 
     def get(url: str, status: int = 200) -> Any:
         parts = urlsplit(url)
@@ -338,7 +338,11 @@ def test_conditional_create_with_a_hidden_match_creates(
         "subject": _ref("Patient/pa"),
         "sender": _ref("Organization/org-kela"),
     }
-    headers = {**as_org("kela"), "If-None-Exist": f"identifier={IDENT}|m1"}
+    headers = {
+        **as_org("kela"),
+        "X-Purpose-Of-Use": "CAREMGT",  # writing about pa needs pa's consent: care management
+        "If-None-Exist": f"identifier={IDENT}|m1",
+    }
     r = world.post("/fhir/Communication", json=message, headers=headers)
     assert r.status_code == 201, r.text
     assert r.json()["id"] != "comm1"

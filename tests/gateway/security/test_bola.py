@@ -45,6 +45,8 @@ Json = dict[str, Any]
 ORGS = [f"org-bola-{n}" for n in range(1, 5)]
 BASE = "http://testserver/fhir"
 IRCP = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+V3_ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 TYPES = [
     "Patient", "Consent", "CarePlan", "Task", "Goal", "CareTeam", "ServiceRequest",
     "Communication", "DocumentReference", "QuestionnaireResponse",
@@ -103,11 +105,14 @@ def records(org: str) -> list[Json]:
             "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
             "patient": patient,
             "organization": [me],
+            "policyRule": {"coding": [{"system": V3_ACT_CODE, "code": "OPTIN"}]},
             "provision": {  # shared with nobody but the organisation itself
                 "type": "permit",
+                "period": {"start": "2026-01-01"},
                 "actor": [
                     {"role": {"coding": [{"system": IRCP, "code": "IRCP"}]}, "reference": me}
                 ],
+                "purpose": [{"system": V3_ACT_REASON, "code": "CAREMGT"}],
             },
         },
         {
