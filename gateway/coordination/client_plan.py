@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.coordination import visible
 from gateway.coordination.common import Params, read_visible, search_visible, where
 from gateway.coordination.overlap_finder import overlaps
 from gateway.coordination.render.build import build_view
@@ -45,9 +46,8 @@ def _lang(params: Params) -> str:
 
 
 def _by_id(svc: Services, req: FhirRequest, rtype: str, refs: set[str]) -> list[dict[str, Any]]:
-    """The visible resources of `rtype` among `refs` ("Type/id"), in one audited search."""
-    ids = sorted(r.split("/", 1)[1] for r in refs if r.startswith(rtype + "/"))
-    return search_visible(svc, req, rtype, [("_id", ",".join(ids))]) if ids else []
+    """The visible resources of `rtype` among `refs` ("Type/id"), in audited `_id` searches."""
+    return [dict(r) for r in visible.by_ids(svc, req, rtype, visible.ids_of(refs, rtype)).values()]
 
 
 def gather(svc: Services, req: FhirRequest, plan_id: str) -> PlanResources:

@@ -30,6 +30,10 @@ FORMAT_PARAMS = frozenset({"_format", "_pretty"})
 _REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-\.]{1,64})$")
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$")
+# What one operation works on at most per search (a client network has tens of resources; a
+# follow-up report over a whole organisation thousands), and how many rows one SELECT loads.
+MAX_MATCHES = 10_000
+_CHUNK = 500
 _TEXT_VALUES = ("valueString", "valueCode", "valueMarkdown", "valueUri", "valueId")
 
 
@@ -230,14 +234,28 @@ def read_document(svc: Services, req: FhirRequest, id: str) -> dict[str, Any]:
 
 
 def search_visible(
-    svc: Services, req: FhirRequest, resource_type: str, params: Sequence[tuple[str, str]]
+    svc: Services,
+    req: FhirRequest,
+    resource_type: str,
+    params: Sequence[tuple[str, str]],
+    limit: int = MAX_MATCHES,
 ) -> list[dict[str, Any]]:
-    """Every current `resource_type` matching `params` (search criteria; at most the
-    conditional-match bound of 1,000) that the caller may see, as it may see it; the query is
-    audited as one search page."""
+    """Every current `resource_type` matching `params` (search criteria) that the caller may
+    see, as it may see it; the query is audited as one search page. More than `limit` matches
+    is a 413 asking for narrower criteria: an operation never works on a silently cut list."""
     with svc.repo.reader() as session:
-        keys = svc.search.match_keys(session, resource_type, list(params), req.gate)
-        shown = req.gate.disclose(session, session.current_many(keys))
+        keys = svc.search.match_keys(session, resource_type, list(params), req.gate, limit + 1)
+        if len(keys) > limit:
+            raise FhirError(
+                Category.TOO_LARGE,
+                f"more than {limit} {resource_type} resources match; narrow the request",
+            )
+        versions = [
+            sv
+            for start in range(0, len(keys), _CHUNK)
+            for sv in session.current_many(keys[start : start + _CHUNK])
+        ]
+        shown = req.gate.disclose(session, versions)
     visible = [s for s in shown if s is not None]
     req.gate.note_query(resource_type, list(params), visible)
     return [orjson.loads(s.body) for s in visible]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from gateway.coordination import common
+from gateway.coordination import common, visible
 from gateway.coordination.open_responsibilities import ref
 from gateway.coordination.overlap_finder import Overlap, overlaps
 from gateway.fhir_api.context import FhirRequest, FhirResponse, Services
@@ -71,7 +71,7 @@ def _role_organisations(
     }
     if not named:
         return {}
-    roles = common.search_visible(svc, req, "PractitionerRole", [("_id", ",".join(sorted(named)))])
+    roles = visible.by_ids(svc, req, "PractitionerRole", sorted(named)).values()
     return {
         f"PractitionerRole/{r['id']}": org
         for r in roles

@@ -26,20 +26,12 @@ Resource = Mapping[str, Any]
 XHTML = "http://www.w3.org/1999/xhtml"
 SOLUTION_SYSTEM = f"{CANONICAL}/CodeSystem/lasting-solution"
 SECTION_SYSTEM = f"{CANONICAL}/CodeSystem/summary-section"
-# Where the summary's English says it otherwise than the CodeSystem's `en` designation. Kept
-# so the narrative reads as before (golden final_summary/aino.json: "Subsidised work"); an entry
-# dropped here changes the English of new summaries to the CodeSystem's words.
-ENGLISH: dict[tuple[str, str], str] = {
-    (SOLUTION_SYSTEM, "palkkatuettu-tyo"): "Subsidised work",
-    (SOLUTION_SYSTEM, "ei-ratkaisua"): "No lasting solution",
-    (FEEDBACK_STAGE, "vaihto"): "Handover",
-}
 
 
 def code_words(system: str, code: str) -> tuple[str, str] | None:
     """(Finnish display, English) of one of our codes; None when the CodeSystem lacks it."""
     fi = fhir_profiles.display(system, code, "fi")
-    en = ENGLISH.get((system, code)) or fhir_profiles.display(system, code, "en")
+    en = fhir_profiles.display(system, code, "en")
     return (fi, en) if fi and en else None
 
 

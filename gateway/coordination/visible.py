@@ -16,6 +16,7 @@ from gateway.fhir_api.context import FhirRequest, Services
 
 Resource = Mapping[str, Any]
 
+ID_BATCH = 100  # `_id` takes at most 100 comma-separated values (gateway/search)
 # What a read of a reference the caller may not follow answers (the gate audits the denial).
 UNREADABLE = (Category.NOT_FOUND, Category.GONE, Category.INVALID)
 
@@ -32,11 +33,14 @@ def ids_of(refs: Iterable[str | None], rtype: str) -> list[str]:
 
 
 def by_ids(svc: Services, req: FhirRequest, rtype: str, ids: list[str]) -> dict[str, Resource]:
-    """The visible `rtype` resources of these ids by reference, in one audited search."""
-    if not ids:
-        return {}
-    found = common.search_visible(svc, req, rtype, [("_id", ",".join(ids))])
-    return {f"{rtype}/{r['id']}": r for r in found}
+    """The visible `rtype` resources of these ids by reference, in audited searches of at most
+    `ID_BATCH` ids each (the search engine's bound on `_id` values)."""
+    found: dict[str, Resource] = {}
+    for start in range(0, len(ids), ID_BATCH):
+        batch = ids[start : start + ID_BATCH]
+        for r in common.search_visible(svc, req, rtype, [("_id", ",".join(batch))]):
+            found[f"{rtype}/{r['id']}"] = r
+    return found
 
 
 def readable(svc: Services, req: FhirRequest, refs: Iterable[str]) -> Iterator[Resource]:

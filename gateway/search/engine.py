@@ -49,19 +49,20 @@ class SearchEngine:
         resource_type: str,
         params: list[tuple[str, str]],
         gate: Gate | None = None,
+        limit: int = MAX_CONDITIONAL_MATCHES,
     ) -> list[tuple[str, str]]:
-        """Keys matching conditional criteria (strict: unknown parameters are a 400). With an
-        untrusted `gate`, only what the caller may see matches: a hidden resource counts as not
-        existing (in the criteria's chains too)."""
-        q = parse(resource_type, params, MAX_CONDITIONAL_MATCHES, MAX_CONDITIONAL_MATCHES)
+        """Keys matching conditional criteria (strict: unknown parameters are a 400), the first
+        `limit` in result order. With an untrusted `gate`, only what the caller may see matches:
+        a hidden resource counts as not existing (in the criteria's chains too)."""
+        q = parse(resource_type, params, limit, limit)
         reject_unknown(q)
         if not q.criteria:
             raise invalid("a conditional request needs search criteria")
         if gate is None or gate.is_trusted:
-            ids = ordered_ids(session, q, Ctx(""), MAX_CONDITIONAL_MATCHES)
+            ids = ordered_ids(session, q, Ctx(""), limit)
             return [(resource_type, i) for i in ids]
         ctx = Ctx("", visibility.Restrictor(session, gate, CONDITIONAL_INNER_CAP))
-        ids = ordered_ids(session, q, ctx, MAX_CONDITIONAL_MATCHES)
+        ids = ordered_ids(session, q, ctx, limit)
         return gate.visible_keys(session, [(resource_type, i) for i in ids])
 
     def search(self, svc: Services, req: FhirRequest) -> FhirResponse:

@@ -26,6 +26,7 @@ def environment() -> Environment:
         loader=PackageLoader("gateway.coordination.render", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
         undefined=StrictUndefined,  # a misspelt field fails the tests, not the page
+        auto_reload=False,  # templates ship with the package: no stat() per request
         trim_blocks=True,
         lstrip_blocks=True,
     )

@@ -262,3 +262,22 @@ def test_compiled_conformance_resources_are_served_read_only(
     assert ops_client.put(f"/fhir/{rtype}/{rid}", json=body).status_code in (404, 405)
     assert anonymous.get(f"/fhir/{rtype}/no-such-thing").status_code == 404
     assert anonymous.get(f"/fhir/{rtype}?publisher=x").status_code == 400
+
+
+def test_an_operation_never_works_on_a_silently_cut_list(
+    client: TestClient, services: Services
+) -> None:
+    # More matches than an operation takes is a 413 asking for narrower criteria.
+    def listing(svc: Services, req: FhirRequest) -> FhirResponse:
+        found = common.search_visible(svc, req, "Patient", [("_id", "op-a,op-b,op-c")], limit=2)
+        return common.ok(common.parameters(common.part("count", valueInteger=len(found))))
+
+    services.operations = Registry([Operation("listing", listing, system=True)])
+    for pid in ("op-a", "op-b"):
+        assert client.put(f"/fhir/Patient/{pid}", json={**PATIENT, "id": pid}).is_success
+    r = client.post("/fhir/$listing")
+    assert r.status_code == 200 and r.json()["parameter"][0]["valueInteger"] == 2
+    assert client.put("/fhir/Patient/op-c", json={**PATIENT, "id": "op-c"}).is_success
+    r = client.post("/fhir/$listing")
+    assert r.status_code == 413
+    assert "narrow" in r.json()["issue"][0]["diagnostics"]
