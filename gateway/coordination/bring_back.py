@@ -34,7 +34,6 @@ BRING_BACK = PlanAction(
     "plan-reopenable",
     "only an active, completed or on-hold plan is brought back",
 )
-CREATE = {"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "CREATE"}
 
 
 def bring_back_task(
@@ -111,6 +110,6 @@ def bring_back(svc: Services, req: FhirRequest) -> FhirResponse:
     if plan.get("status") in REOPENS:
         entries.append(common.put(reopened(plan), common.version_of(plan)))
         targets.append(common.next_version(plan))
-    entries.append(common.provenance_entry(req, targets, CREATE, reason))
+    entries.append(common.provenance_entry(req, targets, common.CREATE, reason))
     results = common.apply(svc, req, entries, authority=PLAN_NETWORK)
     return common.ok(common.body_of(results[0]), 201)

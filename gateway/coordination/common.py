@@ -30,6 +30,10 @@ FORMAT_PARAMS = frozenset({"_format", "_pretty"})
 _REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-\.]{1,64})$")
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$")
+# Provenance.activity of an operation's writes (v3-DataOperation, as the per-write Provenance).
+DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
+CREATE = {"system": DATA_OPERATION, "code": "CREATE"}
+UPDATE = {"system": DATA_OPERATION, "code": "UPDATE"}
 # What one operation works on at most per search (a client network has tens of resources; a
 # follow-up report over a whole organisation thousands), and how many rows one SELECT loads.
 MAX_MATCHES = 10_000

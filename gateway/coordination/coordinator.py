@@ -15,6 +15,7 @@ from typing import Any
 from gateway.consent.records import reference_key
 from gateway.coordination import network
 from gateway.coordination.common import (
+    UPDATE,
     Params,
     apply,
     caller_org,
@@ -38,7 +39,6 @@ from gateway.fhir_api.context import FhirRequest, FhirResponse, Services
 from gateway.fhir_api.operations import Operation, Param
 from gateway.search.dates import date_range
 
-DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 # A designation may be dated this far ahead of the server's clock (clocks differ a little).
 SKEW_US = 5 * 60 * 1_000_000
 
@@ -191,7 +191,7 @@ def designate(svc: Services, req: FhirRequest) -> FhirResponse:
         closed = network.closed_handover(task, "cancelled", "peruttu", when, reason)
         entries.append(put(closed, version_of(task)))
         targets.append(next_version(task))
-    prov = provenance_entry(req, targets, {"system": DATA_OPERATION, "code": "UPDATE"}, note)
+    prov = provenance_entry(req, targets, UPDATE, note)
     prov["resource"]["activity"]["text"] = "designate-coordinator (asiakasvastaavan nimeäminen)"
     apply_once(svc, req, [*entries, prov], "network-holder")
     return ok(changed_answer(targets, previous, role, when))

@@ -50,7 +50,6 @@ SUMMARISE = PlanAction(
     "plan-summarisable",
     "only an active, on-hold or completed plan gets a final summary",
 )
-CREATE = {"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "CREATE"}
 
 
 def _exported(req: FhirRequest, doc: Resource) -> None:
@@ -92,7 +91,7 @@ def _writes(
     entries += [common.put(_superseded(d), common.version_of(d)) for d in previous]
     targets = [f"{key(comp)}/_history/1", f"{key(doc_ref)}/_history/1", common.next_version(plan)]
     targets += [common.next_version(d) for d in previous]
-    provenance = common.provenance_entry(req, targets, CREATE)
+    provenance = common.provenance_entry(req, targets, common.CREATE)
     source = f"{key(plan)}/_history/{common.version_of(plan)}"
     provenance["resource"]["entity"] = [{"role": "source", "what": {"reference": source}}]
     return [*entries, provenance]

@@ -15,6 +15,7 @@ from typing import Any
 
 from gateway.coordination import network
 from gateway.coordination.common import (
+    UPDATE,
     Params,
     acting_role,
     apply,
@@ -35,7 +36,6 @@ from gateway.coordination.common import (
     where,
 )
 from gateway.coordination.coordinator import (
-    DATA_OPERATION,
     apply_once,
     changed_answer,
     check_holder,
@@ -249,7 +249,7 @@ def reject(svc: Services, req: FhirRequest) -> FhirResponse:
     when = now(req)
     rejected = network.closed_handover(task, "rejected", "hylatty", when, reason)
     target = next_version(task)
-    prov = provenance_entry(req, [target], {"system": DATA_OPERATION, "code": "UPDATE"}, reason)
+    prov = provenance_entry(req, [target], UPDATE, reason)
     prov["resource"]["activity"]["text"] = "reject-handover (vaihto hylätty)"
     apply_once(svc, req, [put(rejected, version_of(task)), prov], "handover-receiver")
     return ok(parameters(part("task", valueReference={"reference": target})))

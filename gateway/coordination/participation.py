@@ -32,7 +32,6 @@ RECORD = PlanAction(
     "plan-open",
     "the plan is no longer open",
 )
-UPDATE = {"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "UPDATE"}
 
 
 def peer_support_extension(
@@ -73,7 +72,7 @@ def record_peer_support(svc: Services, req: FhirRequest) -> FhirResponse:
     ext = peer_support_extension(answer, when, {"reference": offered} if offered else None)
     entries = [
         common.put(with_extension(plan, ext), common.version_of(plan)),
-        common.provenance_entry(req, [common.next_version(plan)], UPDATE),
+        common.provenance_entry(req, [common.next_version(plan)], common.UPDATE),
     ]
     results = common.apply(svc, req, entries, authority=PLAN_NETWORK)
     return common.ok(common.body_of(results[0]))
