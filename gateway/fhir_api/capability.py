@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+import fhir_profiles
 import gateway
 from gateway.fhir_api.context import RESOURCE_TYPES, FhirRequest, FhirResponse, Services
 from gateway.fhir_api.operations import Operation, capability_entry
@@ -68,6 +69,15 @@ def search_revincludes(resource_type: str) -> list[str]:
     return out
 
 
+def supported_profiles(resource_type: str) -> list[str]:
+    """Our profiles of a type (fhir_profiles/profiles): writes are validated against them."""
+    return sorted(
+        sd["url"]
+        for sd in fhir_profiles.structure_definitions().values()
+        if sd.get("kind") == "resource" and sd.get("type") == resource_type
+    )
+
+
 def resource_capability(
     resource_type: str, operations: tuple[Operation, ...] = ()
 ) -> dict[str, Any]:
@@ -89,6 +99,9 @@ def resource_capability(
             for p in sorted(params_for(resource_type).values(), key=lambda p: p.code)
         ],
     }
+    profiles = supported_profiles(resource_type)
+    if profiles:
+        entry["supportedProfile"] = profiles
     ops = [capability_entry(op) for op in operations if resource_type in op.resource_types]
     if ops:
         entry["operation"] = ops

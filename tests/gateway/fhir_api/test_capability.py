@@ -152,3 +152,20 @@ def test_security_is_advertised_only_where_enforced(
     assert uris["extension"] == [{"url": "token", "valueUri": "http://testserver/auth/token"}]
     ClientCapability(doc, strict=True)
     R4BCapability.model_validate(doc)
+
+
+def test_our_profiles_are_listed_as_supported_profiles(client: TestClient) -> None:
+    # Writes are validated against them (gateway/validation/profiles.py); each resolves to a
+    # StructureDefinition served read-only.
+    cs = client.get("/fhir/metadata").json()
+    by_type = {r["type"]: r for r in cs["rest"][0]["resource"]}
+    base = "https://fhir-plan-gateway.example/StructureDefinition/"
+    assert by_type["CareTeam"]["supportedProfile"] == [base + "client-network"]
+    assert set(by_type["Task"]["supportedProfile"]) == {
+        base + "coordinator-handover",
+        base + "network-responsibility",
+    }
+    assert "supportedProfile" not in by_type["Basic"]
+    for url in by_type["Task"]["supportedProfile"]:
+        sd = client.get("/fhir/StructureDefinition", params={"url": url}).json()
+        assert sd["total"] == 1
