@@ -434,12 +434,4 @@ def _authorised(old: Mapping[str, Any] | None, new: dict[str, Any] | None) -> di
     the server-owned meta fields dropped (as the write rules would), nothing else checked."""
     if new is None:
         return None
-    kept = dict(writes.keep_custodian(old, new)) if old is not None else dict(new)
-    meta = kept.get("meta")
-    if isinstance(meta, dict) and ("versionId" in meta or "lastUpdated" in meta):
-        meta = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
-        if meta:
-            kept["meta"] = meta
-        else:
-            del kept["meta"]
-    return kept
+    return writes.without_volatile(dict(writes.keep_custodian(old, new) if old else new))

@@ -169,7 +169,7 @@ def check_write(
     if new is None:
         return None
     _check_clients(caller, old, new, context)
-    stored = _without_volatile(_copy(new))
+    stored = without_volatile(_copy(new))
     if old is None:
         _check_custodian_extension(caller, new, context)
         if caller.organization not in write_holders(stored, context):
@@ -388,7 +388,7 @@ def _full_writer(caller: Caller, old: Mapping[str, Any], context: ConsentContext
 
 def _first_change(old: Mapping[str, Any], new: Mapping[str, Any], partial: Partial) -> str | None:
     """The first element (sorted) `new` changes that the partial writer may not change."""
-    before, after = _without_volatile(dict(old)), _without_volatile(dict(new))
+    before, after = without_volatile(dict(old)), without_volatile(dict(new))
     if _security(before) != _security(after):
         return "meta.security"
     if list(_custodian_extensions(before)) != list(_custodian_extensions(after)):
@@ -454,7 +454,7 @@ def _copy(resource: Mapping[str, Any]) -> dict[str, Any]:
     return orjson.loads(orjson.dumps(resource))  # type: ignore[no-any-return]
 
 
-def _without_volatile(resource: dict[str, Any]) -> dict[str, Any]:
+def without_volatile(resource: dict[str, Any]) -> dict[str, Any]:
     """`resource` (a fresh top-level dict) without meta.versionId/lastUpdated."""
     meta = resource.get("meta")
     if isinstance(meta, Mapping) and any(k in meta for k in VOLATILE_META):
