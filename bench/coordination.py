@@ -3,6 +3,7 @@ to a plain read measured in the same run.
 
     .venv/bin/python bench/coordination.py [--quick] [--database sqlite|postgres|both]
                                            [--clients 2000] [--seconds 10] [--rounds 2]
+                                           [--only follow-up [--only overlaps ...]]
 
 One run per database, in a fresh store: N clients shaped like the sample client Aino
 (bench/coordination_data.py; 200 with --quick, else 2,000), loaded in process through the
@@ -16,6 +17,9 @@ with its coordinator's role and purpose CAREMGT. Measured in alternating rounds,
 - with a Python (aiohttp) client: the same baseline read, `$assign-responsibility` (each request
   on the next plan of the first half), and a handover cycle (`$handover` by the coordinator's
   organisation + `$accept-handover` by the receiver's, on the second half's clients).
+
+`--only NAME` (repeatable) measures just those operations, beside the baseline read (and the
+Python client's baseline when a loop is named).
 
 Each operation's cost is printed as a multiple of a plain read: baseline req/s ÷ its req/s (same
 client), and its CPU per request (gateway + PostgreSQL) ÷ the baseline's. The machine is shared:
@@ -102,7 +106,7 @@ def measure(
         LOOPS[0]: lambda s: timed(lambda: ops.run(ops.assign, c, s), cpu, db),
         LOOPS[1]: lambda s: timed(lambda: ops.run(ops.handover_cycle, c, s), cpu, db),
     }
-    runs = {k: fn for k, fn in runs.items() if k not in failed}
+    runs = {k: fn for k, fn in runs.items() if k not in failed and k in selected(args)}
     got: dict[str, list[LoadResult]] = {k: [] for k in runs}
     for fn in runs.values():
         fn(args.warmup)
@@ -137,7 +141,8 @@ def bench_database(kind: str, args: argparse.Namespace, client: str) -> dict[str
             db_cpu = (lambda: postgres_cpu(databases.PG_BENCH_DB)) if kind == "postgres" else None
             half = args.clients // 2
             ops = Ops(gw.base, half, half, args.clients - half)
-            out["probe"] = {k: probe(ops, k, p) for k, p in {BASE_WRK: BASELINE, **READS}.items()}
+            reads = {k: p for k, p in {BASE_WRK: BASELINE, **READS}.items() if k in selected(args)}
+            out["probe"] = {k: probe(ops, k, p) for k, p in reads.items()}
             failed = {k for k, p in out["probe"].items() if "error" in p}
             if BASE_WRK in failed:
                 raise RuntimeError(f"the baseline read fails: {out['probe'][BASE_WRK]['error']}")
@@ -170,6 +175,8 @@ def print_database(kind: str, r: dict[str, Any]) -> None:
     print(f"  {'operation':<24}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu ms/req':>12}"
           f"{'× a plain read':>16}{'× (cpu)':>9}")  # fmt: skip  # noqa: RUF001
     for name in (BASE_WRK, *READS, BASE_PY, *LOOPS):
+        if name not in r and name not in r["probe"]:
+            continue  # not selected (--only)
         if name not in r:
             print(f"  {name:<24}FAILED: {r['probe'][name]['error'][:200]}")
             continue
@@ -178,13 +185,20 @@ def print_database(kind: str, r: dict[str, Any]) -> None:
         print(f"  {name:<24}{s['rate']:>9.1f}{s['p50_ms']:>9.1f}{s['p99_ms']:>9.1f}{cpu:>12.2f}"
               f"{_x(s['x_read']):>16}{_x(s['x_read_cpu']):>9}"
               + (f"  ! {s['failed']} failed" if s["failed"] else ""))  # fmt: skip
-    if "items" in r["probe"]["follow-up"]:
+    if "items" in r["probe"].get("follow-up", {}):
         expected = cd.FOLLOW_UP_ITEMS * r["clients"]
         print(f"  $follow-up reported {r['probe']['follow-up']['items']:,} items of {expected:,}")
     for f in r.get("failures", []):
         print(f"  ! {f}")
     if "server_error" in r:
         print("  ! gateway log:\n    " + r["server_error"].replace("\n", "\n    "))
+
+
+def selected(args: argparse.Namespace) -> set[str]:
+    """The runs to measure: all, or the `--only` ones plus the baseline read(s) they need."""
+    if not args.only:
+        return {BASE_WRK, *READS, BASE_PY, *LOOPS}
+    return {BASE_WRK, *args.only} | ({BASE_PY} if set(args.only) & set(LOOPS) else set())
 
 
 def _x(ratio: float | None) -> str:
@@ -201,6 +215,13 @@ def _args() -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=8)
     p.add_argument("--quick", action="store_true", help="200 clients, 3 s runs (< 3 min per db)")
     p.add_argument("--client", choices=["wrk", "aiohttp"], help="GETs; default wrk if installed")
+    p.add_argument(
+        "--only",
+        action="append",
+        choices=[*READS, *LOOPS],
+        metavar="NAME",
+        help=f"only this operation (repeatable): {', '.join([*READS, *LOOPS])}",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temp dir / PostgreSQL database")
     args = p.parse_args()
     args.clients = args.clients or (200 if args.quick else 2_000)

@@ -1,6 +1,7 @@
-"""The cost of validation on write against our profiles: µs per validation of a sample CareTeam
-and CarePlan (samples/bundles), structure-only (fhir.resources + rules.py) against the full
-write validator (structure + profiles), in alternating rounds of the same run.
+"""The cost of validation on write against our profiles: µs per validation of a sample CareTeam,
+CarePlan and Patient (samples/bundles), structure-only (fhir.resources + rules.py) against the
+full write validator (structure + profiles), in alternating rounds of the same run; and profiles
+with every invariant in fhirpathpy (profile_native's fast path off) beside the default.
 
     .venv/bin/python bench/profile_validation.py [--rounds 5] [--n 300]
 
@@ -18,7 +19,9 @@ from typing import Any
 
 import orjson
 
-from gateway.validation.profiles import default_catalog, profile_issues
+import fhir_profiles
+from gateway.validation import profile_native
+from gateway.validation.profiles import Catalog, default_catalog, profile_issues
 from gateway.validation.rules import rule_issues
 from gateway.validation.validator import Validator, structure_issues
 
@@ -46,11 +49,27 @@ def _per_call_us(fn: Callable[[dict[str, Any]], Any], resource: dict[str, Any], 
     return (time.perf_counter() - start) / n * 1e6
 
 
+def fhirpath_only_catalog() -> Catalog:
+    """Our profiles compiled with no native invariant: each one evaluated by fhirpathpy."""
+    default = default_catalog()  # compiled first: it keeps the native forms
+    saved = dict(profile_native.NATIVE)
+    profile_native.NATIVE.clear()
+    try:
+        catalog = Catalog(default.definitions.values(), default.expand, fhir_profiles.selection())
+        for url in catalog.definitions:
+            catalog.tree(url)
+        return catalog
+    finally:
+        profile_native.NATIVE.update(saved)
+
+
 def measure(resource: dict[str, Any], rounds: int, n: int) -> dict[str, float]:
     validator = Validator()
+    slow = fhirpath_only_catalog()
     kinds: dict[str, Callable[[dict[str, Any]], Any]] = {
         "structure only": structure_only,
         "profiles only": profile_issues,
+        "profiles only, fhirpathpy": lambda r: profile_issues(r, slow),
         "full (structure + profiles)": lambda r: validator.validate_resource(r, r.get("id")),
     }
     for fn in kinds.values():  # warm-up: compile everything once, as a server process does
@@ -68,7 +87,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300, help="validations per round")
     args = parser.parse_args()
     catalog = default_catalog()
-    for rtype in ("CareTeam", "CarePlan"):
+    for rtype in ("CareTeam", "CarePlan", "Patient"):
         resource = sample(rtype)
         applied, problems = catalog.applicable(resource)
         issues = profile_issues(resource)
@@ -79,6 +98,8 @@ def main() -> None:
         base = result["structure only"]
         for name, us in result.items():
             print(f"  {name:<28} {us:8.1f} µs   x{us / base:.2f}")
+        fast, slow = result["profiles only"], result["profiles only, fhirpathpy"]
+        print(f"  native invariants: profiles only x{fast / slow:.2f} of fhirpathpy's time")
 
 
 if __name__ == "__main__":

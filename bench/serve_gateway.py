@@ -7,6 +7,8 @@ not depend on the CLI's flags.
 
 from __future__ import annotations
 
+import gc
+
 from fastapi import FastAPI
 
 from gateway.app import create_app
@@ -14,4 +16,8 @@ from gateway.settings import Settings
 
 
 def create() -> FastAPI:
-    return create_app(Settings())
+    """As `gateway.app.server_app` (the heap frozen after start), with explicit settings."""
+    app = create_app(Settings())
+    gc.collect()
+    gc.freeze()
+    return app

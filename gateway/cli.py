@@ -95,7 +95,7 @@ def run_server(host: str, port: int, workers: int) -> None:
 
     # The access log would print query strings (e.g. identifier=<HETU>): personal data. Off.
     uvicorn.run(
-        "gateway.app:create_app",
+        "gateway.app:server_app",
         factory=True,
         host=host,
         port=port,

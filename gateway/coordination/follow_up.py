@@ -16,9 +16,17 @@ from gateway.consent.vocabulary import CANONICAL
 from gateway.coordination import common
 from gateway.coordination.bring_back import bring_back
 from gateway.coordination.common import Params
-from gateway.coordination.follow_up_report import OPEN_TASK, Network, follow_up_items, report
+from gateway.coordination.follow_up_report import (
+    OPEN_TASK,
+    Finding,
+    Network,
+    findings,
+    is_late,
+    items_of,
+    report,
+)
 from gateway.coordination.participation_summary import ref_of
-from gateway.coordination.plan_work import SERVICE_KIND
+from gateway.coordination.plan_work import SERVICE_KIND, plan_of
 from gateway.coordination.visible import by_ids, ids_of
 from gateway.errors import invalid
 from gateway.fhir_api.context import FhirRequest, FhirResponse, Services
@@ -27,20 +35,24 @@ from gateway.fhir_api.operations import Operation, Param
 Resource = Mapping[str, Any]
 
 PLAN_CATEGORY = f"{CANONICAL}/CodeSystem/plan-category|asiakassuunnitelma"
+PLAN_CRITERIA = (("category", PLAN_CATEGORY),)
 
 
-def _network(
-    svc: Services, req: FhirRequest, plans: list[Resource], tasks: list[Resource]
-) -> Network:
-    """The CareTeams of the plans and handovers, and the organisations of the roles named."""
-    team_refs = [ref_of(t) for p in plans for t in p.get("careTeam") or []]
-    team_refs += [ref_of(t.get("focus")) for t in tasks]
-    careteams = by_ids(svc, req, "CareTeam", ids_of(team_refs, "CareTeam"))
-    role_refs = [ref_of(t.get("owner")) for t in tasks] + [ref_of(p.get("author")) for p in plans]
-    roles = by_ids(svc, req, "PractitionerRole", ids_of(role_refs, "PractitionerRole"))
-    role_orgs = {k: ref_of(r.get("organization")) or "" for k, r in roles.items()}
-    by_ref = {f"CarePlan/{p['id']}": p for p in plans}
-    return Network(careteams, by_ref, role_orgs)
+def _plans(svc: Services, req: FhirRequest, tasks: list[Resource], on: str) -> dict[str, Resource]:
+    """The active plans (the only ones a plan can be late as), and the other plans that late
+    Tasks are based on (their CareTeam names the Task's coordinator), by reference."""
+    found = common.search_visible(svc, req, "CarePlan", [*PLAN_CRITERIA, ("status", "active")])
+    by_ref = {f"CarePlan/{p['id']}": p for p in found}
+    based_on = [plan_of(t) for t in tasks if is_late(t, on) and plan_of(t) not in by_ref]
+    ids = ids_of(based_on, "CarePlan")
+    return by_ref | by_ids(svc, req, "CarePlan", ids, PLAN_CRITERIA)
+
+
+def _roles(svc: Services, req: FhirRequest, found: list[Finding]) -> dict[str, str]:
+    """The organisation of each PractitionerRole that owns or authored an item."""
+    ids = ids_of((f.party for f in found), "PractitionerRole")
+    roles = by_ids(svc, req, "PractitionerRole", ids)
+    return {k: ref_of(r.get("organization")) or "" for k, r in roles.items()}
 
 
 def _report_date(params: Params, req: FhirRequest) -> str:
@@ -56,17 +68,20 @@ def follow_up(svc: Services, req: FhirRequest) -> FhirResponse:
     on = _report_date(params, req)
     coordinator = params.ref("coordinator", types=("PractitionerRole",))
     organization = params.ref("organization", types=("Organization",))
-    plans = common.search_visible(svc, req, "CarePlan", [("category", PLAN_CATEGORY)])
     tasks = common.search_visible(svc, req, "Task", [("status", ",".join(OPEN_TASK))])
     seuranta = [("code", f"{SERVICE_KIND}|seuranta")]
     found = common.search_visible(svc, req, "ServiceRequest", seuranta)
     requests = {f"ServiceRequest/{r['id']}": r for r in found}
-    items = follow_up_items(on, plans, tasks, requests, _network(svc, req, plans, tasks))
-    wanted = [
-        i
-        for i in items
-        if coordinator in (None, i.coordinator) and organization in (None, i.organization)
-    ]
+    plans = _plans(svc, req, tasks, on)
+    active = [p for p in plans.values() if p.get("status") == "active"]
+    late = findings(on, active, tasks, requests, plans)
+    # Only what is late needs its organisation and coordinator: roles first (few), then only the
+    # CareTeams of the items the `organization` filter keeps.
+    network = Network({}, plans, _roles(svc, req, late))
+    late = [f for f in late if organization in (None, network.org(f.party))]
+    teams = by_ids(svc, req, "CareTeam", ids_of((f.team for f in late), "CareTeam"))
+    items = items_of(late, on, Network(teams, plans, network.role_orgs))
+    wanted = [i for i in items if coordinator in (None, i.coordinator)]
     return common.ok(report(on, wanted))
 
 

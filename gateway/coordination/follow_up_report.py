@@ -69,13 +69,21 @@ class Network:
         team = self.careteams.get(careteam or "")
         return coordinator_of(team, on) if team is not None else None
 
-    def plan_coordinator(self, plan: str | None, on: str) -> str | None:
-        found = self.plans.get(plan or "")
-        teams = [ref_of(t) for t in (found or {}).get("careTeam") or []]
-        return self.coordinator(teams[0] if teams else None, on)
+
+@dataclass(frozen=True)
+class Finding:
+    """An item before grouping: what names its coordinator (`team`, a CareTeam reference) and
+    its organisation (`party`: the Task owner or the plan author, as referenced)."""
+
+    kind: str  # one of KINDS
+    item: str
+    due: str
+    team: str | None
+    party: str | None
+    plan: str | None = None
 
 
-def _late(task: Resource, on: str) -> bool:
+def is_late(task: Resource, on: str) -> bool:
     """An open Task whose due date is before `on`."""
     due = due_date(task)
     return task.get("status") in OPEN_TASK and due is not None and due < on
@@ -91,27 +99,68 @@ def _kind(task: Resource, requests: Mapping[str, Resource]) -> str | None:
     return "responsibility" if is_responsibility(task) else None
 
 
-def _task_item(task: Resource, kind: str | None, on: str, network: Network) -> Item | None:
-    """The item of a late handover (still requested) or responsibility; else None."""
-    ref, due = f"Task/{task.get('id')}", str(due_date(task))
-    owner = network.org(ref_of(task.get("owner")))
+def _team(plan: str | None, plans: Mapping[str, Resource]) -> str | None:
+    """The plan's (first) CareTeam, whose coordinator the plan's items concern."""
+    teams = [ref_of(t) for t in (plans.get(plan or "") or {}).get("careTeam") or []]
+    return teams[0] if teams else None
+
+
+def _task_finding(
+    task: Resource, kind: str | None, plans: Mapping[str, Resource]
+) -> Finding | None:
+    """A late handover (still requested) or responsibility; else None."""
+    ref, due, owner = f"Task/{task.get('id')}", str(due_date(task)), ref_of(task.get("owner"))
     if kind == "handover" and task.get("status") == "requested":
-        coordinator = network.coordinator(ref_of(task.get("focus")), on)
-        return Item(KINDS[2], ref, due, coordinator, owner)
+        return Finding(KINDS[2], ref, due, ref_of(task.get("focus")), owner)
     if kind == "responsibility":
         plan = plan_of(task)
-        return Item(KINDS[1], ref, due, network.plan_coordinator(plan, on), owner, plan)
+        return Finding(KINDS[1], ref, due, _team(plan, plans), owner, plan)
     return None
 
 
-def _plan_item(plan: Resource, late: Mapping[str, str], on: str, network: Network) -> Item | None:
-    """The item of an active plan past its review date or with a late follow-up Task."""
+def _plan_finding(
+    plan: Resource, late: Mapping[str, str], on: str, plans: Mapping[str, Resource]
+) -> Finding | None:
+    """An active plan past its review date or with a late follow-up Task; else None."""
     ref = f"CarePlan/{plan.get('id')}"
     dues = [d for d in (review_date(plan), late.get(ref)) if d is not None and d < on]
     if plan.get("status") != "active" or not dues:
         return None
-    author = network.org(ref_of(plan.get("author")))
-    return Item(KINDS[0], ref, min(dues), network.plan_coordinator(ref, on), author, ref)
+    return Finding(KINDS[0], ref, min(dues), _team(ref, plans), ref_of(plan.get("author")), ref)
+
+
+def findings(
+    on: str,
+    plans: Iterable[Resource],
+    tasks: Iterable[Resource],
+    requests: Mapping[str, Resource],
+    by_ref: Mapping[str, Resource],
+) -> list[Finding]:
+    """Everything past its time on date `on` (YYYY-MM-DD), sorted: active plans past their
+    review date or whose follow-up Task is overdue; open responsibilities past their due date
+    (follow-up Tasks count for their plan, not twice); handovers still requested past their
+    window. `by_ref`: the plans by reference, whose CareTeam the items concern."""
+    kinds = [(t, _kind(t, requests)) for t in tasks if is_late(t, on)]
+    follow_ups: dict[str, str] = {}
+    for task in (t for t, kind in kinds if kind == "follow-up"):
+        plan, due = str(plan_of(task)), str(due_date(task))
+        follow_ups[plan] = min(due, follow_ups.get(plan, due))
+    found = [_task_finding(t, kind, by_ref) for t, kind in kinds]
+    found += [_plan_finding(p, follow_ups, on, by_ref) for p in plans]
+    out = [f for f in found if f is not None]
+    return sorted(out, key=lambda f: (KINDS.index(f.kind), f.due, f.item))
+
+
+def items_of(found: Iterable[Finding], on: str, network: Network) -> list[Item]:
+    """The findings with their coordinator on `on` and their organisation (each CareTeam's
+    coordinator read once)."""
+    coordinators: dict[str | None, str | None] = {}
+    out = []
+    for f in found:
+        if f.team not in coordinators:
+            coordinators[f.team] = network.coordinator(f.team, on)
+        out.append(Item(f.kind, f.item, f.due, coordinators[f.team], network.org(f.party), f.plan))
+    return out
 
 
 def follow_up_items(
@@ -121,18 +170,8 @@ def follow_up_items(
     requests: Mapping[str, Resource],
     network: Network,
 ) -> list[Item]:
-    """Everything past its time on date `on` (YYYY-MM-DD): active plans past their review date
-    or whose follow-up Task is overdue; open responsibilities past their due date (follow-up
-    Tasks count for their plan, not twice); handovers still requested past their window."""
-    kinds = [(t, _kind(t, requests)) for t in tasks if _late(t, on)]
-    follow_ups: dict[str, str] = {}
-    for task in (t for t, kind in kinds if kind == "follow-up"):
-        plan, due = str(plan_of(task)), str(due_date(task))
-        follow_ups[plan] = min(due, follow_ups.get(plan, due))
-    found = [_task_item(t, kind, on, network) for t, kind in kinds]
-    found += [_plan_item(p, follow_ups, on, network) for p in plans]
-    out = [i for i in found if i is not None]
-    return sorted(out, key=lambda i: (KINDS.index(i.kind), i.due, i.item))
+    """Everything past its time on date `on` (`findings`), grouped by `network`."""
+    return items_of(findings(on, plans, tasks, requests, network.plans), on, network)
 
 
 def grouped(items: Iterable[Item]) -> list[tuple[str, str, list[Item]]]:

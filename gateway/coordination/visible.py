@@ -7,7 +7,7 @@ resource the caller may not see is left out, as if it did not exist. Nothing her
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from gateway.coordination import common
@@ -32,13 +32,19 @@ def ids_of(refs: Iterable[str | None], rtype: str) -> list[str]:
     return sorted({r[len(prefix) :] for r in refs if r and r.startswith(prefix)})
 
 
-def by_ids(svc: Services, req: FhirRequest, rtype: str, ids: list[str]) -> dict[str, Resource]:
-    """The visible `rtype` resources of these ids by reference, in audited searches of at most
-    `ID_BATCH` ids each (the search engine's bound on `_id` values)."""
+def by_ids(
+    svc: Services,
+    req: FhirRequest,
+    rtype: str,
+    ids: list[str],
+    criteria: Sequence[tuple[str, str]] = (),
+) -> dict[str, Resource]:
+    """The visible `rtype` resources of these ids (that also match `criteria`) by reference, in
+    audited searches of at most `ID_BATCH` ids each (the search engine's bound on `_id`)."""
     found: dict[str, Resource] = {}
     for start in range(0, len(ids), ID_BATCH):
         batch = ids[start : start + ID_BATCH]
-        for r in common.search_visible(svc, req, rtype, [("_id", ",".join(batch))]):
+        for r in common.search_visible(svc, req, rtype, [("_id", ",".join(batch)), *criteria]):
             found[f"{rtype}/{r['id']}"] = r
     return found
 

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from gateway.validation.profile_native import with_native
 from gateway.validation.references import BadReference, referenced_type
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,11 @@ def compiled_fhirpath(expression: str) -> Invariant:
     return fhirpathpy.compile(expression, model=models["r4"])
 
 
+def _invariant(key: str, expression: str) -> Invariant:
+    """fhirpathpy's form, or profile_native's for exactly this text (the hot invariants)."""
+    return with_native(key, expression, compiled_fhirpath(expression))
+
+
 def truthy(result: list[Any]) -> bool:
     """FHIRPath collection as a constraint outcome, as the HL7 validator reads it: a single
     boolean is itself, any other non-empty collection is true, empty is false."""
@@ -90,7 +96,7 @@ def compile_rules(element: dict[str, Any], resource_type_of: Callable[[str], str
                 targets = None if rtype is None else targets | {rtype}
     binding = element.get("binding") or {}
     constraints = tuple(
-        Constraint(c["key"], c.get("human", ""), compiled_fhirpath(c["expression"]))
+        Constraint(c["key"], c.get("human", ""), _invariant(c["key"], c["expression"]))
         for c in element.get("constraint") or []
         if c.get("severity", "error") == "error" and c.get("expression")
     )
