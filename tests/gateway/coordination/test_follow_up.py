@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from gateway.coordination import common
 from gateway.coordination.follow_up_report import Item, Network, follow_up_items, grouped, report
 from gateway.coordination.plan_work import REVIEW_DATE, SERVICE_KIND, TASK_CODE, TASK_TYPE
 from gateway.coordination.summary_text import SOLUTION_SYSTEM
@@ -307,6 +308,53 @@ def test_follow_up_changes_nothing(client: TestClient, loaded: Services, as_org:
     follow_up(client, holder)
     for ref in ("Task/aino-task-kela", "CarePlan/aino-plan", "Task/mikko-task-etuudet"):
         assert client.get(f"/fhir/{ref}", headers=holder).json()["meta"]["versionId"] == "1"
+
+
+def searched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, str]]]:
+    """(type, criteria) of every gated search $follow-up makes from now on."""
+    seen: list[tuple[str, dict[str, str]]] = []
+    real = common.search_visible
+
+    def spy(svc: Services, req: Any, rtype: str, params: Any, *more: Any) -> list[dict]:
+        seen.append((rtype, dict(params)))
+        return real(svc, req, rtype, params, *more)
+
+    monkeypatch.setattr(common, "search_visible", spy)
+    return seen
+
+
+def test_nothing_late_looks_up_no_networks_or_roles(
+    client: TestClient, loaded: Services, as_org: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = searched(monkeypatch)
+    answer = follow_up(client, {**as_org("tyokykytiimi"), **PURPOSE}, "date=2026-01-01")
+    assert answer["parameter"] == [{"name": "date", "valueDate": "2026-01-01"}]
+    assert sorted(t for t, _ in seen) == ["CarePlan", "ServiceRequest", "Task"]
+    plans = next(criteria for t, criteria in seen if t == "CarePlan")
+    assert plans["status"] == "active"  # a closed plan is never late itself
+
+
+def test_only_the_late_items_networks_are_looked_up(
+    client: TestClient, loaded: Services, as_org: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = searched(monkeypatch)
+    answer = follow_up(client, {**as_org("tyokykytiimi"), **PURPOSE}, "date=2026-12-01")
+    assert all_items(answer) == {"Task/mikko-task-etuudet"}
+    teams = [criteria["_id"] for t, criteria in seen if t == "CareTeam"]
+    assert teams == ["mikko-careteam"]  # not Aino's: nothing of hers is late yet
+
+
+def test_a_closed_plans_late_responsibility_keeps_its_coordinator(
+    client: TestClient, loaded: Services, as_org: Any
+) -> None:
+    holder = as_org("tyokykytiimi")
+    plan = client.get("/fhir/CarePlan/aino-plan", headers=holder).json()
+    plan["status"] = "on-hold"
+    assert client.put("/fhir/CarePlan/aino-plan", json=plan, headers=holder).status_code == 200
+    found = groups(follow_up(client, {**holder, **PURPOSE}))
+    assert found[("coordinator", "PractitionerRole/role-tyokykykoordinaattori")] == {
+        "overdue-responsibility": [("Task/aino-task-kela", "2026-12-31")],
+    }  # the plan itself is not late while on hold: only active plans are
 
 
 @pytest.mark.parametrize(
