@@ -251,6 +251,14 @@ class Gate:
     def disclose_one(self, session: Session, sv: StoredVersion) -> Shown | None:
         return self.disclose(session, [sv])[0]
 
+    def shown_as(self, session: Session, resource: Mapping[str, Any]) -> Mapping[str, Any]:
+        """`resource` as the caller may be shown it (hooks.will_see: a TURVAKIELTO client's
+        identity masked for others), for an operation that has decided by its own rule that the
+        caller may have it (coordination/common.read_document)."""
+        if self._who is None:
+            return resource
+        return hooks.will_see(self._who, resource, self.context(session))
+
     def visible_keys(self, session: Session, keys: Sequence[Key]) -> list[Key]:
         """The keys among `keys` whose current version the caller may see, in order (search
         internals: includes, chains, `_has`, conditional matches). Nothing is recorded: these

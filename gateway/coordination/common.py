@@ -216,12 +216,14 @@ def read_document(svc: Services, req: FhirRequest, id: str) -> dict[str, Any]:
     aggregates records under different consent rules. `$document` rebuilds one entry by entry
     through the gate (and withholds each narrative over a hidden entry), so a caller who may see
     the record the document summarises (`Composition.event.detail`, read through the gate: 404
-    otherwise) gets the Composition to rebuild from. Only that use may call this."""
+    otherwise) gets the Composition to rebuild from, as the caller may be shown it (a protected
+    client's identity masked). Only that use may call this."""
     check_id(id, "Composition.id")
     with svc.repo.reader() as session:
         sv = live_version(session, "Composition", id, req.gate)
-        decision = req.gate.decide(session, orjson.loads(sv.body))
-    composition = orjson.loads(sv.body)
+        stored = orjson.loads(sv.body)
+        decision = req.gate.decide(session, stored)
+        composition = dict(req.gate.shown_as(session, stored))  # TURVAKIELTO masking
     if decision.allowed:
         return composition
     details = [

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from gateway.consent.vocabulary import CANONICAL, REDACTED
 from gateway.coordination.participation_summary import (
     FEEDBACK_STAGE,
     PEER_SUPPORT_ANSWER,
@@ -454,3 +455,23 @@ def test_the_document_leaving_is_recorded_as_an_export(
     assert len(exports) == 2  # the summary answered, and the rebuilt document
     what = {x["what"].get("reference") for x in exports[0]["entity"] if "what" in x}
     assert f"Composition/{comp_id}" in what
+
+
+def test_a_protected_clients_identity_is_masked_in_the_rebuilt_document(
+    client: TestClient, loaded: Services, as_org: Any
+) -> None:
+    # TURVAKIELTO: a consented partner (the sote centre, which does not hold the summary) gets
+    # the Composition masked like any plan resource it could read: no narrative, no names.
+    doc = summarise(client, as_org)
+    comp_id = doc["entry"][0]["resource"]["id"]
+    custodian = holder(as_org, "aino")
+    patient = client.get("/fhir/Patient/aino", headers=custodian).json()
+    label = {"system": f"{CANONICAL}/CodeSystem/security-label", "code": "turvakielto"}
+    patient.setdefault("meta", {})["security"] = [label]
+    put = client.put("/fhir/Patient/aino", json=patient, headers=custodian)
+    assert put.is_success, put.text
+    resp = client.get(f"/fhir/Composition/{comp_id}/$document", headers=PURPOSE)
+    assert resp.status_code == 200, resp.text
+    composition = resp.json()["entry"][0]["resource"]
+    assert "display" not in composition["subject"] and "text" not in composition
+    assert REDACTED in composition["meta"]["security"]  # the receiver knows it was masked
