@@ -1,0 +1,118 @@
+"""Safe parsing and CDA R2 schema validation of inbound documents: the only module of the CDA
+adapter that imports lxml. It never resolves entities, loads a DTD or touches the network, and no
+lxml exception (nor any document content) leaves it: every failure is a `CdaError`.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cache
+from pathlib import Path
+
+from lxml import etree
+
+from adapters.cda import prescan
+from adapters.cda.errors import CdaError, SchemaIssue
+
+CDA_NS = "urn:hl7-org:v3"
+CDA_ROOT = f"{{{CDA_NS}}}ClinicalDocument"
+# 10 MB, decimal on purpose: no text node of a document this size can pass libxml2's
+# 10,000,000-character text limit, so within it a resource-limit error can only mean depth.
+MAX_BYTES = 10_000_000
+# libxml2's own nesting ceiling without XML_PARSE_HUGE (huge_tree stays off): a deeper bound
+# could never be honoured, so it is also ours.
+LIBXML2_MAX_DEPTH = 256
+SCHEMA = Path(__file__).parent / "schema" / "infrastructure" / "cda" / "CDA.xsd"
+_SCHEMA_LOCK = threading.Lock()  # an XMLSchema keeps its error log on itself: one user at a time
+# libxml2 error number -> its name (e.g. ERR_TAG_NAME_MISMATCH): says what broke, quotes nothing.
+_ERROR_NAMES = {v: k for k, v in vars(etree.ErrorTypes).items() if isinstance(v, int)}
+
+
+def _parser() -> etree.XMLParser:
+    # A parser per call: lxml parsers must not be shared between threads.
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+    )
+
+
+def parse_document(
+    data: bytes, *, max_bytes: int = MAX_BYTES, max_depth: int = LIBXML2_MAX_DEPTH
+) -> etree._Element:
+    """The root element of a CDA document, or CdaError: too-large, dtd-forbidden, too-deep,
+    not-well-formed, not-cda. Every check before the parse is linear and stops early."""
+    if not 0 < max_depth <= LIBXML2_MAX_DEPTH:
+        raise ValueError(f"max_depth must be 1..{LIBXML2_MAX_DEPTH}")
+    if len(data) > max_bytes:
+        raise CdaError("too-large", f"document is larger than {max_bytes} bytes")
+    if prescan.has_doctype(data):
+        raise CdaError("dtd-forbidden", "a DOCTYPE is not allowed")
+    root = _parse(data, max_depth)
+    if root.getroottree().docinfo.doctype:  # a DOCTYPE the byte prescan could not see
+        raise CdaError("dtd-forbidden", "a DOCTYPE is not allowed")
+    if max_depth < LIBXML2_MAX_DEPTH and _deeper_than(root, max_depth):
+        raise CdaError("too-deep", f"elements nest deeper than {max_depth}")
+    if root.tag != CDA_ROOT:
+        raise CdaError(
+            "not-cda", "the root element is not a CDA R2 ClinicalDocument", root.sourceline
+        )
+    return root
+
+
+def _parse(data: bytes, max_depth: int) -> etree._Element:
+    try:
+        return etree.fromstring(data, _parser())
+    except etree.XMLSyntaxError as error:
+        raise _syntax_error(error, data, max_depth) from None
+    except ValueError:  # e.g. an unknown or unsupported encoding declaration
+        raise CdaError("not-well-formed", "the document cannot be decoded") from None
+
+
+def _syntax_error(error: etree.XMLSyntaxError, data: bytes, max_depth: int) -> CdaError:
+    # libxml2 reports every limit (depth, text size, amplification) as ERR_RESOURCE_LIMIT; which
+    # one is told by our own scan, never by the message text. The message quotes the document.
+    if error.code == etree.ErrorTypes.ERR_RESOURCE_LIMIT:
+        if prescan.exceeds_depth(data, max_depth):
+            return CdaError("too-deep", f"elements nest deeper than {max_depth}", error.lineno)
+        return CdaError("too-large", "the document exceeds a parser resource limit", error.lineno)
+    kind = _ERROR_NAMES.get(error.code, "ERR_UNKNOWN")
+    return CdaError("not-well-formed", f"not well-formed XML ({kind})", error.lineno)
+
+
+def _deeper_than(root: etree._Element, max_depth: int) -> bool:
+    # Native and linear: one XPath step per level, the steps' node sets partition the tree.
+    return bool(root.xpath("boolean(" + "/*" * (max_depth + 1) + ")"))
+
+
+@cache
+def _schema() -> etree.XMLSchema:
+    """The vendored CDA R2 schema, compiled once, from local files only."""
+    return etree.XMLSchema(etree.parse(str(SCHEMA), _parser()))
+
+
+def validate(root: etree._Element) -> list[SchemaIssue]:
+    """Every CDA R2 schema violation of a parsed document, in document order."""
+    schema = _schema()
+    with _SCHEMA_LOCK:
+        schema.validate(root)
+        log = schema.error_log
+    return [SchemaIssue(entry.line, _issue_message(entry), entry.path or "") for entry in log]
+
+
+def _issue_message(entry: etree._LogEntry) -> str:
+    # libxml2's text quotes offending values: keep only the kind of violation.
+    return entry.type_name.removeprefix("SCHEMAV_").lower().replace("_", "-")
+
+
+def parse_valid_document(data: bytes, *, max_bytes: int = MAX_BYTES) -> etree._Element:
+    """parse_document, then validate; CdaError schema-invalid lists every issue."""
+    root = parse_document(data, max_bytes=max_bytes)
+    issues = validate(root)
+    if issues:
+        first = issues[0]
+        message = f"{len(issues)} schema violation(s), first {first.message} at {first.path}"
+        raise CdaError("schema-invalid", message, first.line, issues=tuple(issues))
+    return root
