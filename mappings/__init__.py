@@ -8,6 +8,7 @@ beside the workflow that uses it.
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -19,3 +20,16 @@ ROOT = Path(__file__).resolve().parent
 def load(name: str) -> Any:
     """The parsed JSON of mappings/`name` (read once per process; treat it as read-only)."""
     return json.loads((ROOT / name).read_text(encoding="utf-8"))
+
+
+# an HL7 v2 event as MSH-9.1^MSH-9.2; anything else (a path, "..") never reaches the file system
+_HL7V2_EVENT = re.compile(r"[A-Z][A-Z0-9]{2}\^[A-Z][A-Z0-9]{2}")
+
+
+def hl7v2_event(event: str) -> Any | None:
+    """The mapping of one HL7 v2 event ("ADT^A04" -> hl7v2/ADT_A04.json), None when there is
+    none (an unsupported event)."""
+    if not _HL7V2_EVENT.fullmatch(event):
+        return None
+    name = f"hl7v2/{event.replace('^', '_')}.json"
+    return load(name) if (ROOT / name).is_file() else None
