@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import shutil
 import sys
 import tempfile
 import time
@@ -244,15 +243,7 @@ def bench_database(kind: str, args: argparse.Namespace, client: str) -> dict[str
         if _services is not None:
             _services.repo.close()
             _services = None
-        if args.keep:
-            print(f"  kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if kind == "postgres":
-                try:
-                    databases.drop_postgres()
-                except Exception as e:
-                    print(f"  (could not drop {databases.PG_BENCH_DB}: {e})")
+        databases.discard(kind, tmp, args.keep)
     return out
 
 

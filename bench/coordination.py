@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -154,15 +153,7 @@ def bench_database(kind: str, args: argparse.Namespace, client: str) -> dict[str
         out["error"] = f"{type(e).__name__}: {str(e)[:800]}"
     finally:
         cd.close()
-        if args.keep:
-            print(f"  kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if kind == "postgres":
-                try:
-                    databases.drop_postgres()
-                except Exception as e:
-                    print(f"  (could not drop {databases.PG_BENCH_DB}: {e})")
+        databases.discard(kind, tmp, args.keep)
     return out
 
 

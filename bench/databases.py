@@ -8,6 +8,7 @@ transaction API when it is there and fast enough, otherwise through the Reposito
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -44,6 +45,20 @@ def fresh(kind: str, tmp: Path) -> Databases:
 def drop_postgres() -> None:
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {PG_BENCH_DB} WITH (FORCE)")
+
+
+def discard(kind: str, tmp: Path, keep: bool) -> None:
+    """After a run: remove its temporary folder and benchmark database (unless `keep`), never
+    failing the run over a database that will not drop."""
+    if keep:
+        print(f"  kept {tmp}" + (f" and {PG_BENCH}" if kind == "postgres" else ""))
+        return
+    shutil.rmtree(tmp, ignore_errors=True)
+    if kind == "postgres":
+        try:
+            drop_postgres()
+        except Exception as e:
+            print(f"  (could not drop {PG_BENCH_DB}: {e})")
 
 
 @dataclass

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shutil
 import sys
 import tempfile
 import time
@@ -82,12 +81,7 @@ def bench_database(kind: str, args: argparse.Namespace, plan: phases.Plan) -> di
     except Exception as e:
         out["error"] = f"{type(e).__name__}: {str(e)[:800]}"
     finally:
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if kind == "postgres":
-                _drop_quietly()
-        else:
-            print(f"  kept {tmp}" + (f" and {databases.PG_BENCH}" if kind == "postgres" else ""))
+        databases.discard(kind, tmp, args.keep)
     return out
 
 
@@ -104,13 +98,6 @@ def run_phases(
     out["create"] = phases.guarded("create", lambda: phases.create(plan, g, b), log)
     out["search"] = phases.guarded("search", lambda: phases.search(plan, g, n), log)
     out["transaction"] = phases.guarded("transaction", lambda: phases.transaction(plan, g), log)
-
-
-def _drop_quietly() -> None:
-    try:
-        databases.drop_postgres()
-    except Exception as e:
-        print(f"  (could not drop {databases.PG_BENCH_DB}: {e})")
 
 
 def main() -> int:

@@ -19,6 +19,9 @@ from typing import Any
 import orjson
 
 ROOT = Path(__file__).parent
+# Our canonical URL base (fsh/sushi-config.yaml `canonical`): CodeSystems, ValueSets,
+# StructureDefinitions, OperationDefinitions and identifier systems live under it.
+CANONICAL = "https://fhir-plan-gateway.example"
 
 
 @cache

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-CANONICAL = "https://fhir-plan-gateway.example"
+from fhir_profiles import CANONICAL
+
 SECURITY_LABELS = f"{CANONICAL}/CodeSystem/security-label"
 CUSTODIAN_EXTENSION = f"{CANONICAL}/StructureDefinition/custodian"
 V3_PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"

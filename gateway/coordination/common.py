@@ -24,7 +24,6 @@ from gateway.fhir_api.interactions.bundle_envelope import read_bundle
 from gateway.fhir_api.interactions.read import live_version
 from gateway.fhir_api.interactions.transaction import run_transaction
 
-CANONICAL = "https://fhir-plan-gateway.example"
 # Query parameters that shape the answer, never an operation's input.
 FORMAT_PARAMS = frozenset({"_format", "_pretty"})
 _REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-\.]{1,64})$")
@@ -153,7 +152,8 @@ class Params:
             coding = p["valueCoding"]
         elif isinstance(p.get("valueCodeableConcept"), dict):
             codings = p["valueCodeableConcept"].get("coding") or [{}]
-            coding = codings[0] if isinstance(codings, list) and codings else {}
+            first = codings[0] if isinstance(codings, list) and codings else {}
+            coding = first if isinstance(first, dict) else {}
         else:
             coding = {}
         if not (isinstance(coding.get("system"), str) and isinstance(coding.get("code"), str)):

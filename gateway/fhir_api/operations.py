@@ -18,7 +18,8 @@ from gateway.errors import Category, FhirError
 if TYPE_CHECKING:
     from gateway.fhir_api.context import FhirRequest, FhirResponse, Services
 
-CANONICAL = "https://fhir-plan-gateway.example"
+from fhir_profiles import CANONICAL
+
 Handler = Callable[["Services", "FhirRequest"], "FhirResponse"]
 
 

@@ -20,11 +20,13 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from fhir_profiles import CANONICAL
+
 Invariant = Callable[[Any, dict[str, Any]], list[Any]]  # as profile_rules compiles them
 Predicate = Callable[[Any], bool]
 
-CS = "https://fhir-plan-gateway.example/CodeSystem/"
-COORDINATOR = "https://fhir-plan-gateway.example/CodeSystem/coordinator-role"
+CS = f"{CANONICAL}/CodeSystem/"
+COORDINATOR = f"{CS}coordinator-role"
 HETU = "urn:oid:1.2.246.21"
 SOTE = "urn:oid:1.2.246.537.6.202.2008"
 TERHIKKI = "urn:oid:1.2.246.537.26"

@@ -281,3 +281,18 @@ def test_an_operation_never_works_on_a_silently_cut_list(
     r = client.post("/fhir/$listing")
     assert r.status_code == 413
     assert "narrow" in r.json()["issue"][0]["diagnostics"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"valueCodeableConcept": {"coding": [1]}},  # a coding that is not an object
+        {"valueCodeableConcept": {"coding": "x"}},
+        {"valueCoding": {"system": 1, "code": "c"}},
+    ],
+)
+def test_a_malformed_coding_in_a_body_is_a_400(ops_client: TestClient, value: dict) -> None:
+    body = {"resourceType": "Parameters", "parameter": [{"name": "kind", **value}]}
+    r = ops_client.post("/fhir/$echo", json=body)
+    assert r.status_code == 400
+    assert r.json()["issue"][0]["expression"] == ["Parameters.parameter[kind]"]
