@@ -20,6 +20,7 @@ from gateway.fhir_api.operations import Registry
 from gateway.fhir_api.routes import install, outcome_response
 from gateway.search.engine import SearchEngine
 from gateway.security.authority import build_authority
+from gateway.security.pseudonyms import load_ids
 from gateway.security.routes import install_auth
 from gateway.settings import Settings
 from gateway.storage import open_repository
@@ -45,6 +46,7 @@ def build_services(settings: Settings) -> Services:
         security=build_authority(settings),
         audit=AuditWriter(repo, settings.audit_reads_fsync),
         operations=Registry(ALL_OPERATIONS),
+        ids=load_ids(settings),
     )
 
 

@@ -63,5 +63,10 @@ class Settings:
     token_key_file: str | None = field(
         default_factory=lambda: os.environ.get("PLAN_GATEWAY_TOKEN_KEY_FILE")
     )
+    # The pseudonym key turning a HETU into a Patient id (gateway/security/pseudonyms.py);
+    # default: beside the SQLite file (./data for PostgreSQL), created on first use.
+    id_key_file: str | None = field(
+        default_factory=lambda: os.environ.get("PLAN_GATEWAY_ID_KEY_FILE")
+    )
     token_lifetime_s: int = 300  # capped at 300 (SMART Backend Services)
     jwks_cache_seconds: float = 300.0  # how long a fetched organisation JWKS is trusted

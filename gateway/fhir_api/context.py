@@ -16,6 +16,7 @@ from gateway.errors import invalid
 from gateway.fhir_api.operations import Registry
 
 if TYPE_CHECKING:
+    from adapters.ids import Ids
     from gateway.audit.writer import AuditWriter
     from gateway.search.engine import SearchEngine
     from gateway.security.authority import Authority
@@ -102,6 +103,9 @@ class Services:
     security: Authority | None = None  # gateway.security: registry, token key and verifier
     audit: AuditWriter | None = None  # stores read AuditEvents in batches (routes.py awaits it)
     operations: Registry = field(default_factory=Registry)  # `$`-operations
+    # The deployment's pseudonymous id maker for imported persons (adapters/ids.py); set by
+    # build_services from the deployment's key file (gateway/security/pseudonyms.py).
+    ids: Ids | None = None
 
 
 def check_id(id: str, where: str = "id") -> str:

@@ -41,16 +41,15 @@ class TokenError(Exception):
 
 def load_or_create_key(path: Path) -> OctKey:
     if not path.exists():
-        _create_key(path)
+        create_secret_file(path, json.dumps(OctKey.generate_key(256).as_dict(private=True)))
     return OctKey.import_key(json.loads(path.read_text(encoding="utf-8")))
 
 
-def _create_key(path: Path) -> None:
-    """Write a new key beside `path`, then link it into place: of several processes starting
-    at once, exactly one key wins and every process reads that one."""
+def create_secret_file(path: Path, text: str) -> None:
+    """Write a new secret beside `path` (mode 0600), then link it into place: of several
+    processes starting at once, exactly one secret wins and every process reads that one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    text = json.dumps(OctKey.generate_key(256).as_dict(private=True))
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.write(fd, text.encode())
