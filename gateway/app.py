@@ -14,6 +14,7 @@ from gateway.audit.writer import AuditWriter
 from gateway.consent.enforcement import install_write_guards
 from gateway.coordination import ALL_OPERATIONS
 from gateway.coordination.guards import guard_write
+from gateway.documents import DOCUMENT_OPERATIONS
 from gateway.errors import Category, FhirError
 from gateway.fhir_api.context import Services
 from gateway.fhir_api.operations import Registry
@@ -45,7 +46,7 @@ def build_services(settings: Settings) -> Services:
         validator=Validator(),
         security=build_authority(settings),
         audit=AuditWriter(repo, settings.audit_reads_fsync),
-        operations=Registry(ALL_OPERATIONS),
+        operations=Registry(ALL_OPERATIONS + DOCUMENT_OPERATIONS),
         ids=load_ids(settings),
     )
 
