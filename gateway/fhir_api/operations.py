@@ -52,6 +52,9 @@ class Operation:
     parameters: tuple[Param, ...] = field(default_factory=tuple)
     # Media types the operation may answer with besides FHIR (e.g. text/html for a rendering).
     produces: tuple[str, ...] = ()
+    # Media types of a body the operation reads itself from `FhirRequest.raw_body` (e.g. a CDA
+    # document as application/xml): such a body is not parsed as a FHIR resource.
+    consumes: tuple[str, ...] = ()
     # The SMART scope the caller needs, as (resource type, letter); None: `scope_letter` on the
     # target type (system level: on every type, "*").
     scope: tuple[str, str] | None = None

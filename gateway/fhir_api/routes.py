@@ -234,6 +234,8 @@ async def _build(
     if raw and formats.media_type(ctype) == "application/x-www-form-urlencoded":
         # POST [type]/_search carries its parameters in a form body.
         req.params = params + parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+    elif raw and op is not None and formats.media_type(ctype) in op.consumes:
+        pass  # the operation reads req.raw_body itself
     elif raw and formats.media_type(ctype) not in formats.PATCH_TYPES:
         req.resource = formats.parse_body(ctype, raw, svc.settings.max_json_depth)
     elif (
