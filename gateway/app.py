@@ -19,6 +19,7 @@ from gateway.errors import Category, FhirError
 from gateway.fhir_api.context import Services
 from gateway.fhir_api.operations import Registry
 from gateway.fhir_api.routes import install, outcome_response
+from gateway.intake import return_path
 from gateway.search.engine import SearchEngine
 from gateway.security.authority import build_authority
 from gateway.security.pseudonyms import load_ids
@@ -54,10 +55,25 @@ def build_services(settings: Settings) -> Services:
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     settings = settings or Settings()
     svc = services or build_services(settings)
+    return_path.install(svc)  # Task changes enqueue RRI^I12 in their own transaction
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        mllp, relay = None, None
+        if settings.mllp_port is not None:  # HL7 v2 over MLLP on this process's loop
+            from gateway.intake.mllp_server import MllpServer
+
+            # reuse_port: every worker process listens; the kernel spreads the connections
+            mllp = MllpServer(svc, settings.mllp_host, settings.mllp_port, reuse_port=True)
+            await mllp.start()
+            relay = return_path.Relay(svc)  # RRI^I12 back to the record systems
+            relay.start()
+        app.state.mllp = mllp
         yield
+        if relay is not None:
+            relay.stop()
+        if mllp is not None:
+            await mllp.stop()
         if svc.audit is not None:
             svc.audit.close()
         svc.repo.close()

@@ -148,14 +148,31 @@ NO_AUTH_WARNING = (
     help="UNSAFE, local experiments only: serve without bearer tokens (no caller, so no consent "
     "gate and no audit). Same as PLAN_GATEWAY_REQUIRE_AUTH=0.",
 )
-def serve(host: str, port: int, database: str, samples: bool, workers: int, no_auth: bool) -> None:
+@click.option(
+    "--mllp-port",
+    type=click.IntRange(1, 65535),
+    envvar="PLAN_GATEWAY_MLLP_PORT",
+    help="Also listen for HL7 v2 over MLLP on this port (PLAN_GATEWAY_MLLP_HOST, default "
+    "127.0.0.1); senders are the registrations' hl7v2 sections.",
+)
+def serve(
+    host: str,
+    port: int,
+    database: str,
+    samples: bool,
+    workers: int,
+    no_auth: bool,
+    mllp_port: int | None,
+) -> None:
     """Serve the FHIR API at http://HOST:PORT/fhir; every FHIR request needs a bearer token
-    (`plan-gateway token --org NAME`)."""
+    (`plan-gateway token --org NAME`). With --mllp-port, HL7 v2 messages over MLLP too."""
     from gateway.journeys import sample_journeys
 
     database = absolute_database_url(database)
     if no_auth:
         os.environ["PLAN_GATEWAY_REQUIRE_AUTH"] = "0"  # what every worker process reads
+    if mllp_port is not None:
+        os.environ["PLAN_GATEWAY_MLLP_PORT"] = str(mllp_port)  # each worker listens (reuse_port)
     try:
         require_auth = Settings(database_url=database).require_auth
     except ValueError as e:
@@ -171,6 +188,9 @@ def serve(host: str, port: int, database: str, samples: bool, workers: int, no_a
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     root = f"http://{f'[{shown}]' if ':' in shown else shown}:{port}"
     click.echo(f"FHIR base: {root}/fhir")
+    if mllp_port is not None:
+        mllp_host = os.environ.get("PLAN_GATEWAY_MLLP_HOST", "127.0.0.1")
+        click.echo(f"HL7 v2 over MLLP: {mllp_host}:{mllp_port}")
     if require_auth:
         for line in _token_hint(root, samples):
             click.echo(line)
@@ -303,3 +323,35 @@ def token(org_name: str, scopes: tuple[str, ...], base_url: str | None, database
     except demo_client.TokenFailed as err:
         raise click.ClickException(str(err)) from None
     click.echo(access)
+
+
+@main.command()
+@click.option("--from", "source", type=click.Choice(["hl7v2", "cda", "fhir"]), required=True)
+@click.option("--to", "target", type=click.Choice(["fhir", "cda"]), required=True)
+@click.option(
+    "--kind", type=click.Choice(["hosu", "social-plan"]), default="hosu", show_default=True
+)
+@click.option(
+    "--id-key-file",
+    envvar="PLAN_GATEWAY_ID_KEY_FILE",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The deployment's pseudonym key (hex), so Patient ids match that gateway's; default: "
+    "the example key (ids differ from any deployment's).",
+)
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def convert(source: str, target: str, kind: str, id_key_file: Path | None, path: Path) -> None:
+    """Convert one file offline: an HL7 v2 message or a CDA document to a FHIR transaction
+    Bundle (JSON), or FHIR resources (a Bundle) to a CDA document (XML, --kind). Output on
+    stdout; a problem as an OperationOutcome (JSON) on stderr, exit code 1."""
+    from gateway.intake.convert import ConvertError, run
+
+    try:
+        output, warnings = run(source, target, path.read_bytes(), kind, id_key_file)
+    except ConvertError as err:
+        click.echo(err.outcome_json(), err=True)
+        sys.exit(1)
+    for warning in warnings:
+        click.echo(warning, err=True)
+    sys.stdout.buffer.write(output)
+    if not output.endswith(b"\n"):
+        sys.stdout.buffer.write(b"\n")

@@ -68,5 +68,15 @@ class Settings:
     id_key_file: str | None = field(
         default_factory=lambda: os.environ.get("PLAN_GATEWAY_ID_KEY_FILE")
     )
+    # The HL7 v2 MLLP listener (gateway/intake/mllp_server.py), started beside the HTTP server
+    # when a port is given (`plan-gateway serve --mllp-port N`); off by default.
+    mllp_port: int | None = field(
+        default_factory=lambda: (
+            int(os.environ["PLAN_GATEWAY_MLLP_PORT"])
+            if os.environ.get("PLAN_GATEWAY_MLLP_PORT")
+            else None
+        )
+    )
+    mllp_host: str = field(default_factory=lambda: _env("MLLP_HOST", "127.0.0.1"))
     token_lifetime_s: int = 300  # capped at 300 (SMART Backend Services)
     jwks_cache_seconds: float = 300.0  # how long a fetched organisation JWKS is trusted

@@ -14,6 +14,11 @@ CODES: dict[str, str] = {
     "not-well-formed": "the document is not well-formed XML",
     "not-cda": "the root element is not an HL7 CDA R2 ClinicalDocument",
     "schema-invalid": "the document does not validate against the CDA R2 schema",
+    "not-recognised": "a CDA R2 document of no known kind with no section we can map",
+    "missing-element": "a part the document's kind requires is absent",
+    "invalid-value": "a value cannot be converted (a malformed timestamp, ...)",
+    "unknown-kind": "the requested document kind cannot be written",
+    "export-incomplete": "the resources lack what the document kind requires",
 }
 
 
@@ -29,7 +34,8 @@ class SchemaIssue:
 
 class CdaError(Exception):
     """A CDA input problem with a stable `code`; `issues` lists schema violations for
-    `schema-invalid`."""
+    `schema-invalid`; `details` lists what was not recognised for `not-recognised` (templateIds
+    and section codes: never content)."""
 
     def __init__(
         self,
@@ -38,6 +44,7 @@ class CdaError(Exception):
         line: int | None = None,
         *,
         issues: tuple[SchemaIssue, ...] = (),
+        details: tuple[str, ...] = (),
     ) -> None:
         if code not in CODES:
             raise ValueError(f"unknown CdaError code {code!r}")
@@ -46,3 +53,4 @@ class CdaError(Exception):
         self.message = message
         self.line = line
         self.issues = issues
+        self.details = details

@@ -116,3 +116,42 @@ def parse_valid_document(data: bytes, *, max_bytes: int = MAX_BYTES) -> etree._E
         message = f"{len(issues)} schema violation(s), first {first.message} at {first.path}"
         raise CdaError("schema-invalid", message, first.line, issues=tuple(issues))
     return root
+
+
+# --- Writing: the primitives the exporter builds documents with (only this module imports lxml).
+
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+XSI_TYPE = f"{{{XSI_NS}}}type"
+_NSMAP = {None: CDA_NS, "xsi": XSI_NS}
+
+
+def new_root(tag: str = "ClinicalDocument") -> etree._Element:
+    """An empty root element in the CDA namespace (xsi declared for typed values)."""
+    return etree.Element(f"{{{CDA_NS}}}{tag}", nsmap=_NSMAP)
+
+
+def child(
+    parent: etree._Element, tag: str, attrib: dict[str, str] | None = None, text: str | None = None
+) -> etree._Element:
+    """A new last child `tag` (CDA namespace) with attributes and text; None values are left out."""
+    el = etree.SubElement(parent, f"{{{CDA_NS}}}{tag}")
+    try:
+        for key, value in (attrib or {}).items():
+            if value is not None:
+                el.set(XSI_TYPE if key == "xsi:type" else key, value)
+        if text is not None:
+            el.text = text
+    except ValueError:  # a control character or a non-character: XML 1.0 cannot hold it
+        raise CdaError("invalid-value", f"a value of {tag} cannot be written as XML") from None
+    return el
+
+
+def serialise(root: etree._Element) -> bytes:
+    """UTF-8 bytes with an XML declaration, indented (narrative whitespace is ours)."""
+    etree.indent(root, space="  ")
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def parse_trusted(data: bytes) -> etree._Element:
+    """Parse a document this adapter wrote itself (tests, round trips): still no DTD, no network."""
+    return etree.fromstring(data, _parser())

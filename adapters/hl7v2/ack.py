@@ -6,6 +6,7 @@ Never quotes message content: ERR-7 holds only the Hl7Error code and its content
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime
 
 from adapters.hl7v2.builders import translate
@@ -27,6 +28,44 @@ def ack(message: Message, code: str, error: Hl7Error | None, now: datetime) -> s
     if error is not None:
         segments.append(_err(message, error))
     return "\r".join(segments) + "\r"
+
+
+def reject(raw: str, code: str, error: Hl7Error, now: datetime) -> str:
+    """The ACK of input that could not be parsed into a Message: MSH-3..6 empty (who sent it is
+    unknown), MSA-2 the original MSH-10 when it can still be read (`best_control_id`)."""
+    if code not in ("AE", "AR"):
+        raise ValueError(f"cannot reject with {code!r}")
+    control, trigger = best_control_id(raw), _best_trigger(raw)
+    fields = ["MSH", "^~\\&", "", "", "", "", now.strftime("%Y%m%d%H%M%S%z"), ""]
+    fields.append(f"ACK^{trigger}^ACK")
+    fields += [_control_id(control, now), "P", VERSION]
+    location = f"{_leaf(error.segment)}^1^{error.field or ''}".rstrip("^") if error.segment else ""
+    hl7_code = translate("hl7v2-error-to-v2-0357", error.code)
+    err = ["ERR", "", location, f"{hl7_code}^^HL70357", "E", "", ""]
+    err.append(_leaf(f"{error.code}: {error.message}"))
+    return "\r".join(["|".join(fields), f"MSA|{code}|{_leaf(control)}", "|".join(err)]) + "\r"
+
+
+def best_control_id(raw: str) -> str:
+    """MSH-10 read naively (the 4th character as field separator) from input that did not parse;
+    "" when there is no MSH. Printable ASCII only, at most 20 characters (MSA-2 is ST 20)."""
+    return "".join(c for c in _naive_msh(raw, 9) if " " <= c <= "~")[:20]
+
+
+def _best_trigger(raw: str) -> str:
+    """MSH-9.2 read naively (its first non-alphanumeric character taken as the component
+    separator), when it looks like a trigger event ("A04"); else ""."""
+    value = _naive_msh(raw, 8)
+    trigger = re.split(r"[^A-Za-z0-9]", value)[1] if re.match(r"[A-Z]{3}\W", value) else ""
+    return trigger if re.fullmatch(r"[A-Z][A-Z0-9]{2}", trigger) else ""
+
+
+def _naive_msh(raw: str, index: int) -> str:
+    line = raw.lstrip("\ufeff \t\r\n")[:4096].split("\r", 1)[0].split("\n", 1)[0]
+    if not line.startswith("MSH") or len(line) < 4:
+        return ""
+    fields = line.split(line[3])
+    return fields[index] if len(fields) > index else ""
 
 
 def _msh(message: Message, now: datetime) -> str:

@@ -12,28 +12,33 @@ from urllib.parse import quote
 from adapters.hl7v2.builders import patient
 from adapters.hl7v2.errors import Hl7Error
 from adapters.hl7v2.message import Message, Segment
+from adapters.ids import Ids
 from mappings import hl7v2_event
 
 # resource name in a mapping file -> its builder (one per target resource, STYLE habit 3)
-BUILDERS: dict[str, Callable[[Segment], dict[str, Any]]] = {"Patient": patient.build}
+BUILDERS: dict[str, Callable[[Segment, Ids], dict[str, Any]]] = {"Patient": patient.build}
 
 
-def to_bundle(message: Message) -> dict[str, Any]:
+def to_bundle(message: Message, ids: Ids) -> dict[str, Any]:
     """The transaction Bundle for one message. Deterministic: the same message always gives the
     same bundle, and its conditional updates make importing it twice change nothing. Raises
     Hl7Error ("unsupported-event" for an event without a mapping; the builders' own codes)."""
     mapping = hl7v2_event(message.event)
     if mapping is None:
         raise Hl7Error("unsupported-event", "no mapping for MSH-9", "MSH", 9, sequence=1)
-    interaction = INTERACTIONS[mapping["interaction"]]
-    entries = [_entry(message, spec, interaction) for spec in mapping["builders"]]
+    interaction = INTERACTIONS.get(mapping["interaction"])
+    if interaction is None:  # e.g. ADT^A40: a merge reads the store, it is no bundle mapping
+        raise Hl7Error("unsupported-event", "MSH-9 maps to no bundle", "MSH", 9, sequence=1)
+    entries = [_entry(message, spec, interaction, ids) for spec in mapping["builders"]]
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
-def _entry(message: Message, spec: dict[str, Any], interaction: Callable) -> dict[str, Any]:
+def _entry(
+    message: Message, spec: dict[str, Any], interaction: Callable, ids: Ids
+) -> dict[str, Any]:
     segment, sequence = _segment(message, spec["segment"])
     try:
-        resource = BUILDERS[spec["resource"]](segment)
+        resource = BUILDERS[spec["resource"]](segment, ids)
     except Hl7Error as error:
         error.sequence = error.sequence or sequence
         raise

@@ -17,6 +17,13 @@ CODES: dict[str, str] = {
     "too-large": "the message or MLLP frame is larger than allowed",
     "bad-frame": "the payload cannot be framed with MLLP",
     "invalid-outbound": "a message we built does not parse or validate (hl7apy)",
+    # the gateway's intake (gateway/intake/hl7v2.py)
+    "unknown-sender": "MSH-3/MSH-4 match no registered organisation (answered AR)",
+    "not-found": "a record the message names is not known (or not visible to the sender)",
+    "refused": "the gateway's rules refuse the change the message asks for",
+    "conflict": "the record changed meanwhile or is in a state the message cannot change",
+    "busy": "the gateway could not process the message now; send it again (answered AR)",
+    "internal": "the gateway failed to process the message (answered AR)",
 }
 
 

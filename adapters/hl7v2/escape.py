@@ -3,7 +3,8 @@ and encode text so that it can be put back. Never fails: an unknown or malformed
 as it stands, so that reading a message never loses or invents characters.
 
 Decoded: \\F\\ \\S\\ \\T\\ \\R\\ \\E\\ (the delimiters), \\Xhh…\\ (bytes: UTF-8, else ISO-8859-1,
-the charset of older Finnish record systems) and \\.br\\ (line break -> "\\n", for FHIR text).
+the charset of older Finnish record systems; one that would decode to NUL is kept as it stands)
+and \\.br\\ (line break -> "\\n", for FHIR text).
 Kept as they stand: the other formatting commands (\\.sp\\, \\.in\\, \\H\\, \\N\\, …) and
 \\Z…\\/\\C…\\/\\M…\\, which only a renderer or a charset-switching reader can interpret.
 """
@@ -31,9 +32,12 @@ def _hex(body: str) -> str | None:
     except ValueError:
         return None
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return raw.decode("latin-1")
+        text = raw.decode("latin-1")
+    # NUL is no text a record holds and no store keeps (PostgreSQL refuses it in text and
+    # JSONB): the sequence is kept as it stands
+    return None if "\x00" in text else text
 
 
 def _sequence(body: str, d: Delimiters) -> str | None:

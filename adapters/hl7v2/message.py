@@ -23,6 +23,9 @@ from adapters.hl7v2.escape import Delimiters, unescape
 
 MAX_SIZE = 1_000_000  # characters; an ADT or REF message is a few KB
 _SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{2}\Z")
+# ER7 text holds no control characters but the segment ends (v2.5.1 2.7: they are written as
+# \Xhh\ escapes); a raw one is damage, and PostgreSQL refuses NUL in text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +151,22 @@ def _segment(text: str, d: Delimiters, sequence: int) -> Segment:
     return Segment(tuple(fields), d)
 
 
+def _refuse_control(lines: list[str], d: Delimiters) -> None:
+    """Raise invalid-value naming the segment and field of the first raw control character."""
+    for sequence, line in enumerate(lines, 1):
+        found = _CONTROL.search(line)
+        if found:
+            field = line[: found.start()].count(d.field) + (1 if sequence == 1 else 0)
+            name = line[:3] if _SEGMENT_ID.match(line[:3]) else None
+            raise Hl7Error(
+                "invalid-value",
+                "a field holds a control character",
+                name,
+                field or None,
+                sequence=sequence,
+            )
+
+
 def _require(msh: Segment, field: int, what: str) -> None:
     if not msh.get(field):
         raise Hl7Error("missing-field", f"MSH-{field} ({what}) is empty", "MSH", field, sequence=1)
@@ -166,6 +185,8 @@ def parse(text: str | bytes, max_size: int = MAX_SIZE) -> Message:
     if lines[0][:3] != "MSH":
         raise Hl7Error("no-msh", "the first segment is not MSH", sequence=1)
     d = _delimiters(lines[0])
+    if _CONTROL.search(text):
+        _refuse_control(lines, d)
     message = Message(tuple(_segment(s, d, i) for i, s in enumerate(lines, 1)), d)
     _require(message.msh, 9, "message type")
     _require(message.msh, 10, "message control id")

@@ -65,6 +65,25 @@ def install_write_guards(guards: Iterable[WriteGuard]) -> None:
     WRITE_GUARDS[:] = list(guards)
 
 
+@dataclass(frozen=True)
+class Written:
+    """One write a request made (`Gate.note_write`): "create", "update", "patch" or "delete",
+    `what` = "Type/id", the version it makes and the content stored (the last one for a delete)."""
+
+    interaction: str
+    what: str
+    version: int | None
+    resource: Mapping[str, Any] | None
+
+
+# Hooks run by `Gate.flush_into` in the writer's own session, just before it commits, with the
+# writes the request made in it: each may write rows of its own there (the HL7 v2 return path's
+# outbox, gateway/intake/return_path.py), so they commit or roll back with the writes. Keyed by
+# name: installing twice replaces. Plain creates (`prepared_events`, no open session) are not seen.
+WriteHook = Callable[["Session", Sequence[Written]], None]
+WRITE_HOOKS: dict[str, WriteHook] = {}
+
+
 def request_id(headers: Mapping[str, str]) -> str:
     """The request's X-Request-Id when it is a plain token, else a fresh one (echoed back)."""
     given = (headers.get("x-request-id") or "").strip()
@@ -134,6 +153,7 @@ class Gate:
     # "only the receiver accepts a handover"; gateway/coordination/common.apply): the generic
     # write rules are not applied to them, and the operation stores its own Provenance.
     authority: str | None = None
+    written: list[Written] = field(default_factory=list)  # for WRITE_HOOKS, by flush_into
     _context: ConsentContext | None = None
     _who: ConsentCaller | None = None
 
@@ -344,6 +364,7 @@ class Gate:
         professional, the Provenance of `version` (the version the write makes)."""
         if self._context is not None and resource is not None:
             self._context.forget(resource)  # later decisions in this request see this write
+        self.written.append(Written(interaction, what, version, resource))
         if self.audit is None:
             return
         if self.audit.practitioner_role_id and version is not None and self.authority is None:
@@ -387,13 +408,14 @@ class Gate:
         """The collected events and denials, handed over to be stored (by the audit writer).
         Provenance not stored with its write by now is dropped: its write did not happen."""
         events, self.events, self.denials = self.events + self.denials, [], []
-        self.provenance = []
+        self.provenance, self.written = [], []
         return events
 
     def take_denials(self) -> list[dict[str, Any]]:
         """After a refused or failed request: its denials; the rest is dropped (what it recorded
         did not happen: a rolled-back write, an unsent answer)."""
         denials, self.events, self.denials, self.provenance = self.denials, [], [], []
+        self.written = []
         return denials
 
     def flush_reads(self, repo: Repository) -> None:
@@ -428,7 +450,10 @@ class Gate:
 
     def flush_into(self, session: Session) -> None:
         """Store the collected events (and Provenance) in the caller's open writer
-        transaction."""
+        transaction, after the WRITE_HOOKS have seen this request's writes."""
+        written, self.written = self.written, []
+        for hook in list(WRITE_HOOKS.values()):
+            hook(session, written)
         session.insert_many(self._written(session.indexer))
 
     def prepared_events(self, indexer: Indexer) -> list[Prepared]:

@@ -4,6 +4,7 @@ and plans exported as CDA, each a FHIR `$`-operation over the same gate and tran
 
 from __future__ import annotations
 
+from gateway.documents import export_cda, import_cda
 from gateway.fhir_api.operations import Operation
 
-DOCUMENT_OPERATIONS: tuple[Operation, ...] = ()
+DOCUMENT_OPERATIONS: tuple[Operation, ...] = (*import_cda.OPERATIONS, *export_cda.OPERATIONS)

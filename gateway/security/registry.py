@@ -8,6 +8,7 @@ half-read registry must never let a client in. Registrations hold public keys on
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,28 @@ class RegistrationError(ValueError):
     """A registration file that cannot be used; the message names the file and the field."""
 
 
+_EVENT = re.compile(r"[A-Z][A-Z0-9]{2}\^[A-Z][A-Z0-9]{2}")
+
+
+@dataclass(frozen=True)
+class Hl7v2Link:
+    """How an organisation's record system speaks HL7 v2 with us (registration "hl7v2"): a
+    message is its when MSH-3 (sending application) and MSH-4 (sending facility, namespace id
+    or universal id) match; `endpoint` is where messages back go (mllp://host:port), `events`
+    an optional allow-list ("ADT^A04", ...; None = every event the gateway handles), `purpose`
+    the purpose of use its messages are decided under (v3-ActReason; default CAREMGT, care
+    management: what the sample consents permit partners)."""
+
+    application: str
+    facility: str
+    endpoint: str | None = None
+    events: tuple[str, ...] | None = None
+    purpose: str = "CAREMGT"
+
+    def allows(self, event: str) -> bool:
+        return self.events is None or event in self.events
+
+
 @dataclass(frozen=True)
 class Organisation:
     organization: str  # the FHIR Organization id of the calling organisation
@@ -35,6 +58,7 @@ class Organisation:
     jwks: tuple[dict[str, Any], ...] = ()  # inline public JWKs
     jwks_url: str | None = None
     jku: tuple[str, ...] = ()  # JWKS URLs an assertion may name in its `jku` header
+    hl7v2: Hl7v2Link | None = None  # its record system's HL7 v2 link, if it has one
 
     def allowed_jku(self) -> tuple[str, ...]:
         return self.jku + ((self.jwks_url,) if self.jwks_url else ())
@@ -47,6 +71,14 @@ class Registry:
             if org.client_id in self.by_client:
                 raise RegistrationError(f"client_id '{org.client_id}' is registered twice")
             self.by_client[org.client_id] = org
+        self.by_hl7v2: dict[tuple[str, str], Organisation] = {}
+        for org in organisations:
+            if org.hl7v2 is None:
+                continue
+            key = (org.hl7v2.application, org.hl7v2.facility)
+            if key in self.by_hl7v2:
+                raise RegistrationError(f"HL7 v2 sender {'/'.join(key)} is registered twice")
+            self.by_hl7v2[key] = org
 
     def client(self, client_id: str) -> Organisation | None:
         return self.by_client.get(client_id)
@@ -56,6 +88,10 @@ class Registry:
         return self.client(name) or next(
             (o for o in self.by_client.values() if o.organization == name), None
         )
+
+    def hl7v2_sender(self, application: str, facility: str) -> Organisation | None:
+        """The organisation whose record system sends as MSH-3 `application`, MSH-4 `facility`."""
+        return self.by_hl7v2.get((application, facility))
 
 
 def load_registry(directory: str | Path) -> Registry:
@@ -91,6 +127,35 @@ def registration(doc: dict[str, Any]) -> Organisation:
         jwks=keys,
         jwks_url=_https(url) if url is not None else None,
         jku=tuple(_https(u) for u in doc.get("jku", [])),
+        hl7v2=_hl7v2(doc["hl7v2"]) if doc.get("hl7v2") is not None else None,
+    )
+
+
+def _hl7v2(section: dict[str, Any]) -> Hl7v2Link:
+    if not isinstance(section, dict):
+        raise RegistrationError("hl7v2 must be an object")
+    application, facility = section.get("application"), section.get("facility")
+    if not (isinstance(application, str) and application and isinstance(facility, str)):
+        raise RegistrationError("hl7v2 needs application and facility (MSH-3, MSH-4)")
+    endpoint = section.get("endpoint")
+    if endpoint is not None:
+        parts = urlsplit(str(endpoint))
+        if parts.scheme != "mllp" or not parts.hostname or parts.port is None:
+            raise RegistrationError("hl7v2.endpoint must be mllp://host:port")
+    events = section.get("events")
+    if events is not None and (
+        not isinstance(events, list) or not all(_EVENT.fullmatch(str(e)) for e in events)
+    ):
+        raise RegistrationError('hl7v2.events must be a list such as ["ADT^A04"]')
+    purpose = section.get("purpose", "CAREMGT")
+    if not (isinstance(purpose, str) and purpose.isalnum()):
+        raise RegistrationError("hl7v2.purpose must be a v3-ActReason code such as CAREMGT")
+    return Hl7v2Link(
+        application,
+        facility,
+        str(endpoint) if endpoint is not None else None,
+        tuple(events) if events is not None else None,
+        purpose,
     )
 
 

@@ -94,8 +94,24 @@ _AUTH_JTI = [
     "CREATE INDEX auth_jti_exp ON auth_jti (exp_us)",
 ]
 
+# 3: HL7 v2 intake (issue 5). `hl7v2_messages`: every message applied, per sender and MSH-10,
+# with the ACK it got; written in the same transaction as the message's writes, so a repeat is
+# answered with the stored ACK and changes nothing (gateway/intake/hl7v2.py). `hl7v2_outbox`:
+# messages we send back (RRI^I12) to a record system's MLLP endpoint, enqueued in the same
+# transaction as the change they report and relayed with retries (gateway/intake/return_path.py).
+_HL7V2 = [
+    """CREATE TABLE hl7v2_messages (
+        sender TEXT NOT NULL, control_id TEXT NOT NULL, event TEXT NOT NULL, ack TEXT NOT NULL,
+        received_us BIGINT NOT NULL, PRIMARY KEY (sender, control_id))""",
+    """CREATE TABLE hl7v2_outbox (
+        id TEXT PRIMARY KEY, destination TEXT NOT NULL, message TEXT NOT NULL,
+        created_us BIGINT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_us BIGINT NOT NULL,
+        sent_us BIGINT, last_error TEXT)""",
+    "CREATE INDEX hl7v2_outbox_due ON hl7v2_outbox (sent_us, next_us)",
+]
+
 MIGRATIONS: dict[str, list[list[str]]] = {
-    "sqlite": [_v1("BLOB", "INTEGER PRIMARY KEY AUTOINCREMENT", ""), _AUTH_JTI],
+    "sqlite": [_v1("BLOB", "INTEGER PRIMARY KEY AUTOINCREMENT", ""), _AUTH_JTI, _HL7V2],
     # PostgreSQL keeps the served bytes (body) and a JSONB copy for in-database queries.
-    "postgres": [_v1("BYTEA", "BIGSERIAL PRIMARY KEY", ", content JSONB"), _AUTH_JTI],
+    "postgres": [_v1("BYTEA", "BIGSERIAL PRIMARY KEY", ", content JSONB"), _AUTH_JTI, _HL7V2],
 }

@@ -136,7 +136,7 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, int]]:
     monkeypatch.setattr(cli, "run_server", lambda h, p, w: calls.append((h, p, w)))
     # serve sets these for its workers: unset here and restored after the test (delenv alone
     # records nothing when the variable is absent, and serve's value would leak into later tests)
-    for name in ("PLAN_GATEWAY_DATABASE", "PLAN_GATEWAY_REQUIRE_AUTH"):
+    for name in ("PLAN_GATEWAY_DATABASE", "PLAN_GATEWAY_REQUIRE_AUTH", "PLAN_GATEWAY_MLLP_PORT"):
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
     return calls
@@ -192,7 +192,17 @@ def test_serve_options_and_samples(started: list, database_url: str) -> None:
 def test_serve_rejects_bad_arguments(started: list) -> None:
     assert invoke("serve", "--port", "0").exit_code == 2
     assert invoke("serve", "--workers", "0").exit_code == 2
+    assert invoke("serve", "--mllp-port", "70000").exit_code == 2
     assert started == []
+
+
+def test_serve_mllp_port_reaches_the_workers(started: list, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    result = invoke("serve", "--no-samples", "--mllp-port", "2575")
+    assert result.exit_code == 0, result.output
+    assert os.environ["PLAN_GATEWAY_MLLP_PORT"] == "2575"  # each worker's app lifespan listens
+    assert Settings().mllp_port == 2575
+    assert "HL7 v2 over MLLP: 127.0.0.1:2575" in result.output
 
 
 def test_database_urls() -> None:
@@ -200,3 +210,92 @@ def test_database_urls() -> None:
     assert cli.absolute_database_url(pg) == pg
     assert "secret" not in cli.redacted(pg)
     assert cli.absolute_database_url("sqlite:////abs/g.db") == "sqlite:////abs/g.db"
+
+
+# -- convert (offline; nothing stored) ------------------------------------------------------------
+HL7V2 = SAMPLES_DIR.parent / "hl7v2"
+CDA = SAMPLES_DIR.parent / "cda"
+
+
+def test_convert_hl7v2_to_fhir_prints_the_transaction_bundle() -> None:
+    result = CliRunner().invoke(
+        cli.main, ["convert", "--from", "hl7v2", "--to", "fhir", str(HL7V2 / "adt-a04.hl7")]
+    )
+    assert result.exit_code == 0, result.output
+    bundle = json.loads(result.stdout)
+    (entry,) = bundle["entry"]
+    assert bundle["type"] == "transaction" and entry["resource"]["resourceType"] == "Patient"
+    assert "example pseudonym key" in result.stderr  # ids differ from a deployment's
+
+
+def test_convert_hl7v2_with_the_deployment_key_gives_that_gateways_ids(tmp_path: Path) -> None:
+    from adapters.ids import Ids
+
+    key = tmp_path / "key.hex"
+    key.write_text("ab" * 32)
+    result = CliRunner().invoke(
+        cli.main,
+        [
+            "convert",
+            "--from",
+            "hl7v2",
+            "--to",
+            "fhir",
+            "--id-key-file",
+            str(key),
+            str(HL7V2 / "adt-a04.hl7"),
+        ],
+    )
+    assert result.exit_code == 0 and result.stderr == ""
+    patient = json.loads(result.stdout)["entry"][0]["resource"]
+    assert patient["id"] == Ids(bytes.fromhex("ab" * 32)).personal(
+        "urn:oid:1.2.246.21", "010190-900P"
+    )
+
+
+def test_convert_a_bad_message_is_an_operation_outcome_on_stderr(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.hl7"
+    bad.write_text("MSH|^~\\&|A|B|C|D|2025||ADT^A04|C1|P|2.5.1\rPID|1||010190-900P|||19901301")
+    result = CliRunner().invoke(cli.main, ["convert", "--from", "hl7v2", "--to", "fhir", str(bad)])
+    assert result.exit_code == 1 and result.stdout == ""
+    outcome = json.loads(result.stderr[result.stderr.index("{") :])
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["expression"] == ["PID-3"]
+    assert "010190-900P" not in result.stderr  # never the content
+
+
+@pytest.mark.skipif(not (CDA / "hosu-aino.xml").exists(), reason="no CDA samples (H3)")
+def test_convert_cda_to_fhir_and_back(tmp_path: Path) -> None:
+    runner = CliRunner()
+    to_fhir = runner.invoke(
+        cli.main, ["convert", "--from", "cda", "--to", "fhir", str(CDA / "hosu-aino.xml")]
+    )
+    assert to_fhir.exit_code == 0, to_fhir.stderr
+    types = {e["resource"]["resourceType"] for e in json.loads(to_fhir.stdout)["entry"]}
+    assert {"Patient", "CarePlan"} <= types
+    plan = tmp_path / "plan.json"
+    plan.write_text(to_fhir.stdout)
+    back = runner.invoke(
+        cli.main, ["convert", "--from", "fhir", "--to", "cda", "--kind", "hosu", str(plan)]
+    )
+    assert back.exit_code == 0, back.stderr
+    assert back.stdout.startswith("<?xml") and "ClinicalDocument" in back.stdout
+
+
+@pytest.mark.skipif(not (CDA / "unknown-kind.xml").exists(), reason="no CDA samples (H3)")
+def test_convert_an_unrecognised_cda_lists_what_was_not_mapped() -> None:
+    result = CliRunner().invoke(
+        cli.main, ["convert", "--from", "cda", "--to", "fhir", str(CDA / "unknown-kind.xml")]
+    )
+    assert result.exit_code == 1
+    outcome = json.loads(result.stderr[result.stderr.index("{") :])
+    assert outcome["issue"][0]["details"]["text"] == "not-recognised"
+    assert any("not mapped: " in i["diagnostics"] for i in outcome["issue"][1:])
+
+
+def test_convert_refuses_a_pair_it_does_not_know() -> None:
+    result = CliRunner().invoke(
+        cli.main, ["convert", "--from", "hl7v2", "--to", "cda", str(HL7V2 / "adt-a04.hl7")]
+    )
+    assert result.exit_code == 1
+    assert json.loads(result.stderr)["issue"][0]["details"]["text"] == "unsupported"

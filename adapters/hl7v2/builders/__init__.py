@@ -1,23 +1,13 @@
 """One builder per target FHIR resource (STYLE habit 3), plus what builders share: code
-translation through the ConceptMaps in mappings/hl7v2/codes/ and deterministic resource ids.
-Builders are pure: no storage, no logging (a segment holds personal data)."""
+translation through the ConceptMaps in mappings/hl7v2/codes/. Resource ids come from the
+caller's `adapters.ids.Ids` (a keyed pseudonym for a person's HETU). Builders are pure: no
+storage, no logging (a segment holds personal data)."""
 
 from __future__ import annotations
 
-import uuid
 from functools import cache
 
 from mappings import load
-
-# fixed once for this project: ids are uuid5(ID_NAMESPACE, "system|value") of a source identifier
-ID_NAMESPACE = uuid.UUID("2ef65f7d-4886-4f00-b3a9-e8b236eb565d")
-
-
-def resource_id(system: str, value: str) -> str:
-    """A FHIR id derived from a source identifier: the same identifier always gives the same id,
-    and the identifier itself (a HETU) never appears in it. Not a secret: the HETU space is small
-    enough to enumerate, so the id is pseudonymous, not anonymous."""
-    return str(uuid.uuid5(ID_NAMESPACE, f"{system}|{value}"))
 
 
 @cache

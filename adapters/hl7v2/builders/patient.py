@@ -11,9 +11,10 @@ import re
 from datetime import date
 from typing import Any
 
-from adapters.hl7v2.builders import resource_id, translate
+from adapters.hl7v2.builders import translate
 from adapters.hl7v2.errors import Hl7Error
 from adapters.hl7v2.message import Segment
+from adapters.ids import Ids
 
 HETU_OID = "1.2.246.21"
 HETU_SYSTEM = f"urn:oid:{HETU_OID}"
@@ -21,13 +22,13 @@ HETU_SYSTEM = f"urn:oid:{HETU_OID}"
 _DTM = re.compile(r"(\d{4})(\d{2})?(\d{2})?(?:\d{2,6}(?:\.\d{1,4})?)?(?:[+-]\d{4})?")
 
 
-def build(pid: Segment) -> dict[str, Any]:
-    """The Patient of one PID segment. Raises Hl7Error when PID-3 holds no HETU or PID-7 is no
-    date."""
+def build(pid: Segment, ids: Ids) -> dict[str, Any]:
+    """The Patient of one PID segment, its id `ids.personal` of the HETU. Raises Hl7Error when
+    PID-3 holds no HETU or PID-7 is no date."""
     hetu = hetu_of(pid)
     patient: dict[str, Any] = {
         "resourceType": "Patient",
-        "id": resource_id(HETU_SYSTEM, hetu),
+        "id": patient_id(ids, hetu),
         "identifier": [{"use": "official", "system": HETU_SYSTEM, "value": hetu}],
     }
     optional = {
@@ -41,13 +42,24 @@ def build(pid: Segment) -> dict[str, Any]:
     return patient
 
 
-def hetu_of(pid: Segment) -> str:
-    """PID-3.1 of the repetition whose assigning authority (CX-4, HD universal id) is the HETU
-    OID. Other identifiers (e.g. the record system's MR number) are not read."""
-    for rep in range(len(pid.repetitions(3))):
-        if pid.get(3, rep, 4, 2) == HETU_OID and pid.get(3, rep, 1):
-            return pid.get(3, rep, 1)
-    raise Hl7Error("missing-field", "PID-3 holds no identifier assigned by 1.2.246.21", "PID", 3)
+def patient_id(ids: Ids, hetu: str) -> str:
+    """The Patient id of a HETU: a keyed pseudonym (adapters/ids.py), never the HETU itself."""
+    return ids.personal(HETU_SYSTEM, hetu)
+
+
+def hetu_of(pid: Segment, field: int = 3) -> str:
+    """CX-1 of the repetition of `field` (PID-3, MRG-1) whose assigning authority (CX-4, HD
+    universal id) is the HETU OID. Other identifiers (e.g. the record system's MR number) are
+    not read."""
+    for rep in range(len(pid.repetitions(field))):
+        if pid.get(field, rep, 4, 2) == HETU_OID and pid.get(field, rep, 1):
+            return pid.get(field, rep, 1)
+    raise Hl7Error(
+        "missing-field",
+        f"{pid.name}-{field} holds no identifier assigned by 1.2.246.21",
+        pid.name,
+        field,
+    )
 
 
 def _names(pid: Segment) -> list[dict[str, Any]]:

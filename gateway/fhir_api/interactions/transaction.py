@@ -58,16 +58,24 @@ def _response_entry(base: str, entry: Entry | FhirError, res: Result, prefer: st
 
 # -- transaction ------------------------------------------------------------------------------
 def run_transaction(
-    svc: Services, base: str, entries: list[Entry | FhirError], gate: Gate
+    svc: Services,
+    base: str,
+    entries: list[Entry | FhirError],
+    gate: Gate,
+    before_commit: Callable[[Session], None] | None = None,
 ) -> list[Result]:
     """All entries in one writer session, or a FhirError naming the entry that failed. The
-    entries' AuditEvents commit with them."""
+    entries' AuditEvents commit with them. `before_commit` (an intake's message log row: the
+    HL7 v2 pipeline, gateway/intake/hl7v2.py) runs in the same session after the entries; what
+    it raises rolls everything back."""
     errors = [e for e in entries if isinstance(e, FhirError)]
     if errors:
         raise combined(errors)
     checked = [e for e in entries if isinstance(e, Entry)]
     with svc.repo.writer() as session:
         results = list(_Transaction(svc, session, base, gate).run(checked))
+        if before_commit is not None:
+            before_commit(session)
         gate.flush_into(session)
         return results
 

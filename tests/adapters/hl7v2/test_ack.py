@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from adapters.hl7v2.ack import ack
+from adapters.hl7v2.ack import ack, reject
 from adapters.hl7v2.errors import Hl7Error
 from adapters.hl7v2.message import parse
 from adapters.hl7v2.parse import validate_outbound
@@ -99,3 +99,30 @@ def test_the_ack_is_reproducible_and_its_control_id_changes_with_time() -> None:
 def test_a_wrong_code_or_an_error_with_aa_is_refused(code: str, error: Hl7Error | None) -> None:
     with pytest.raises(ValueError):
         ack(parse(load("adt_a04")), code, error, NOW)
+
+
+# -- input that did not parse: reject() ---------------------------------------------------------
+@pytest.mark.parametrize(
+    "raw, control, trigger",
+    [
+        ("MSH|^~\\&|A|B|C|D|2025||ADT^A04|X123|P\r", "X123", "A04"),  # MSH-12 missing
+        ("MSH#^~\\&#A#B#C#D#2025##ADT^A08#Y9#P#2.5.1", "Y9", "A08"),  # another separator
+        ("garbage", "", ""),
+        ("MSH|^~\\&|A|B|C|D|2025||ADT^A04|" + "Z" * 40, "Z" * 20, "A04"),  # MSA-2 is ST 20
+        ("MSH|^~\\&|A|B|C|D|2025||x|\x07ctl\x00|P", "ctl", ""),  # printable only
+    ],
+)
+def test_a_reject_echoes_what_can_be_read_of_msh(raw: str, control: str, trigger: str) -> None:
+    error = Hl7Error("bad-delimiters", "MSH-1/MSH-2 are not 5 distinct delimiters", "MSH", 2)
+    er7 = reject(raw, "AR", error, NOW)
+    seg = _segments(er7)
+    assert seg["MSA"][1:] == ["AR", control]
+    assert seg["MSH"][8] == f"ACK^{trigger}^ACK"
+    assert seg["ERR"][2:4] == ["MSH^1^2", "102^^HL70357"]
+    if control:  # hl7apy requires MSA-2; an input with no readable MSH-10 cannot give one
+        assert _clean(er7) == []
+
+
+def test_a_reject_is_never_aa() -> None:
+    with pytest.raises(ValueError):
+        reject("x", "AA", Hl7Error("not-hl7", "x"), NOW)

@@ -10,30 +10,32 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.conceptmap import ConceptMap
 from fhir.resources.R4B.patient import Patient
 
-from adapters.hl7v2.builders import resource_id, translate
+from adapters.hl7v2.builders import translate
 from adapters.hl7v2.convert import INTERACTIONS, to_bundle
 from adapters.hl7v2.errors import Hl7Error
 from adapters.hl7v2.message import parse
+from adapters.ids import EXAMPLE_KEY, Ids
 from mappings import ROOT, hl7v2_event, load
 from tests.adapters.hl7v2.samples import load as sample
 
 HETU = "urn:oid:1.2.246.21"
+IDS = Ids(EXAMPLE_KEY)
 PID_A04 = "PID|1||010190-900P^^^&1.2.246.21&ISO^NNFIN"  # PID-3: HETU, assigning authority CX-4.2
 MSH = "MSH|^~\\&|PEGASOS|SATSHP|PLAN_GATEWAY|TYK|20250314093000||ADT^A04^ADT_A01|C1|P|2.5.1\r"
 
 
 def _patient(er7: str) -> dict:
-    (entry,) = to_bundle(parse(er7))["entry"]
+    (entry,) = to_bundle(parse(er7), IDS)["entry"]
     return entry["resource"]
 
 
 def test_a04_sample_maps_to_the_expected_patient() -> None:
-    bundle = to_bundle(parse(sample("adt_a04")))
+    bundle = to_bundle(parse(sample("adt_a04")), IDS)
     (entry,) = bundle["entry"]
     patient = entry["resource"]
     assert patient == {
         "resourceType": "Patient",
-        "id": resource_id(HETU, "010190-900P"),
+        "id": IDS.personal(HETU, "010190-900P"),
         # PID-3 rep 1 (assigning authority 1.2.246.21); rep 2, the MR number, is not read
         "identifier": [{"use": "official", "system": HETU, "value": "010190-900P"}],
         # PID-5 Virtanen^Aino^Maria^^^^L: XPN-7 L -> official
@@ -78,18 +80,18 @@ def test_ids_are_deterministic_and_do_not_contain_the_hetu() -> None:
         _patient(MSH + PID_A04),
         _patient(MSH.replace("A04", "A08") + PID_A04 + "||Uusi^Nimi"),
     )
-    assert a04["id"] == a08_same_person["id"] == resource_id(HETU, "010190-900P")
+    assert a04["id"] == a08_same_person["id"] == IDS.personal(HETU, "010190-900P")
     assert "010190" not in a04["id"] and "900P" not in a04["id"]
     assert _patient(MSH + "PID|1||150575-912F^^^&1.2.246.21&ISO")["id"] != a04["id"]
 
 
 @pytest.mark.parametrize("name", ["adt_a04", "adt_a08"])
 def test_the_same_message_twice_gives_the_same_bundle(name: str) -> None:
-    assert to_bundle(parse(sample(name))) == to_bundle(parse(sample(name)))
+    assert to_bundle(parse(sample(name)), IDS) == to_bundle(parse(sample(name)), IDS)
 
 
 def test_the_conditional_url_percent_encodes_the_hetu() -> None:
-    (entry,) = to_bundle(parse(MSH + "PID|1||010180+900P^^^&1.2.246.21&ISO"))["entry"]
+    (entry,) = to_bundle(parse(MSH + "PID|1||010180+900P^^^&1.2.246.21&ISO"), IDS)["entry"]
     assert entry["request"]["url"] == f"Patient?identifier={HETU}|010180%2B900P"
 
 
@@ -103,7 +105,7 @@ def test_the_conditional_url_percent_encodes_the_hetu() -> None:
 )
 def test_a_missing_hetu_is_a_missing_field_at_pid_3(pid: str) -> None:
     with pytest.raises(Hl7Error) as caught:
-        to_bundle(parse(MSH + "EVN|A04\r" + pid))
+        to_bundle(parse(MSH + "EVN|A04\r" + pid), IDS)
     error = caught.value
     assert (error.code, error.segment, error.field, error.sequence) == (
         "missing-field",
@@ -115,7 +117,7 @@ def test_a_missing_hetu_is_a_missing_field_at_pid_3(pid: str) -> None:
 
 def test_a_missing_pid_is_a_missing_segment() -> None:
     with pytest.raises(Hl7Error) as caught:
-        to_bundle(parse(MSH + "EVN|A04"))
+        to_bundle(parse(MSH + "EVN|A04"), IDS)
     assert (caught.value.code, caught.value.segment) == ("missing-segment", "PID")
 
 
@@ -141,7 +143,7 @@ def test_an_unknown_sex_code_defaults_to_unknown_and_an_empty_one_gives_no_gende
 @pytest.mark.parametrize("message", ["adt_a40", "ref_i12"])
 def test_an_event_without_a_mapping_is_unsupported(message: str) -> None:
     with pytest.raises(Hl7Error) as caught:
-        to_bundle(parse(sample(message)))
+        to_bundle(parse(sample(message)), IDS)
     error = caught.value
     assert (error.code, error.segment, error.field) == ("unsupported-event", "MSH", 9)
 
@@ -192,5 +194,5 @@ def test_sex_round_trips_except_the_codes_stated_as_lossy() -> None:
 
 def test_mapping_data_is_not_changed_by_a_conversion() -> None:
     before = copy.deepcopy(hl7v2_event("ADT^A04"))
-    to_bundle(parse(sample("adt_a04")))
+    to_bundle(parse(sample("adt_a04")), IDS)
     assert hl7v2_event("ADT^A04") == before

@@ -117,3 +117,17 @@ def test_too_large() -> None:
     with pytest.raises(Hl7Error) as caught:
         parse(load("adt_a04"), max_size=100)
     assert caught.value.code == "too-large"
+
+
+@pytest.mark.parametrize("control", ["\x00", "\x08", "\x1b", "\x7f"])
+def test_a_raw_control_character_is_invalid_value_naming_segment_and_field(control: str) -> None:
+    er7 = f"MSH|^~\\&|A|B|C|D|20250101||ADT^A04|C1|P|2.5.1\rPID|1||x{control}y"
+    with pytest.raises(Hl7Error) as caught:
+        parse(er7)
+    error = caught.value
+    assert (error.code, error.segment, error.field, error.sequence) == (
+        "invalid-value",
+        "PID",
+        3,
+        2,
+    )
