@@ -78,7 +78,7 @@ def _handle(svc: Services, raw: bytes, peer: str | None, now: datetime) -> str:
         _note(peer, "", error)
         return acks.reject(decode(raw), "AR" if _msh_level(error) else "AE", error, now)
     try:
-        return _accept(svc, message, now)
+        return _accept(svc, message, now, _address(peer))
     except Hl7Error as error:
         _note(peer, message.event, error)
         if error.code == "unknown-sender":
@@ -94,8 +94,8 @@ def _handle(svc: Services, raw: bytes, peer: str | None, now: datetime) -> str:
         return acks.ack(message, "AR", error, now)
 
 
-def _accept(svc: Services, message: Message, now: datetime) -> str:
-    sender = sender_of(svc, message)
+def _accept(svc: Services, message: Message, now: datetime, address: str | None) -> str:
+    sender = sender_of(svc, message, address)
     event = message.event
     handler = EVENT_HANDLERS.get(event)
     link = sender.hl7v2
@@ -118,17 +118,25 @@ def _accept(svc: Services, message: Message, now: datetime) -> str:
     return answer
 
 
-def sender_of(svc: Services, message: Message) -> Organisation:
+def sender_of(svc: Services, message: Message, address: str | None = None) -> Organisation:
     """The registered organisation whose record system sent `message`: MSH-3.1 is its
-    application, MSH-4.1 (namespace id) or MSH-4.2 (universal id, an OID) its facility."""
+    application, MSH-4.1 (namespace id) or MSH-4.2 (universal id, an OID) its facility, and
+    the connection's `address` one its registration's `peers` allow (None: in-process)."""
     registry = svc.security.registry if svc.security is not None else None
     msh = message.msh
     application = msh.get(3)
     for facility in (msh.get(4, component=2), msh.get(4)):
         org = registry.hl7v2_sender(application, facility) if registry and facility else None
-        if org is not None:
+        if org is not None and org.hl7v2 is not None and org.hl7v2.reachable_from(address):
             return org
     raise Hl7Error("unknown-sender", "MSH-3/MSH-4 name no registered sender", "MSH", 4)
+
+
+def _address(peer: str | None) -> str | None:
+    """The IP address of a peer given as "host:port" (IPv6 as "::1:port" or "[::1]:port")."""
+    if peer is None:
+        return None
+    return peer.rsplit(":", 1)[0] if ":" in peer else peer
 
 
 def request_for(svc: Services, sender: Organisation, message: Message) -> FhirRequest:

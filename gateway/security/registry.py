@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,16 +37,32 @@ class Hl7v2Link:
     or universal id) match; `endpoint` is where messages back go (mllp://host:port), `events`
     an optional allow-list ("ADT^A04", ...; None = every event the gateway handles), `purpose`
     the purpose of use its messages are decided under (v3-ActReason; default CAREMGT, care
-    management: what the sample consents permit partners)."""
+    management: what the sample consents permit partners).
+
+    MLLP authenticates nobody: MSH-3/MSH-4 are the sender's own claim. `peers` (CIDR networks,
+    e.g. ["10.20.0.0/16"]) limits the addresses its messages are accepted from; a deployment
+    listening beyond the loopback gives every sender one (and puts TLS in front)."""
 
     application: str
     facility: str
     endpoint: str | None = None
     events: tuple[str, ...] | None = None
     purpose: str = "CAREMGT"
+    peers: tuple[IPv4Network | IPv6Network, ...] = ()
 
     def allows(self, event: str) -> bool:
         return self.events is None or event in self.events
+
+    def reachable_from(self, address: str | None) -> bool:
+        """Whether a message from `address` (an IP address; None: in-process, not a network
+        peer) may be this sender's."""
+        if not self.peers or address is None:
+            return True
+        try:
+            ip = ip_address(address.strip("[]"))
+        except ValueError:
+            return False
+        return any(ip in network for network in self.peers)
 
 
 @dataclass(frozen=True)
@@ -147,6 +164,13 @@ def _hl7v2(section: dict[str, Any]) -> Hl7v2Link:
         not isinstance(events, list) or not all(_EVENT.fullmatch(str(e)) for e in events)
     ):
         raise RegistrationError('hl7v2.events must be a list such as ["ADT^A04"]')
+    peers = section.get("peers", [])
+    try:
+        networks = tuple(ip_network(str(p)) for p in peers) if isinstance(peers, list) else None
+    except ValueError:
+        networks = None
+    if networks is None:
+        raise RegistrationError('hl7v2.peers must be a list of networks such as ["10.0.0.0/8"]')
     purpose = section.get("purpose", "CAREMGT")
     if not (isinstance(purpose, str) and purpose.isalnum()):
         raise RegistrationError("hl7v2.purpose must be a v3-ActReason code such as CAREMGT")
@@ -156,6 +180,7 @@ def _hl7v2(section: dict[str, Any]) -> Hl7v2Link:
         str(endpoint) if endpoint is not None else None,
         tuple(events) if events is not None else None,
         purpose,
+        networks,
     )
 
 

@@ -94,6 +94,17 @@ def test_an_unknown_sender_is_rejected_and_nothing_is_written(intake) -> None:
     assert state(intake) == before
 
 
+def test_a_registered_sender_from_an_address_it_did_not_register_is_refused(intake) -> None:
+    """MLLP authenticates nobody: the sample record system registered loopback peers only, so
+    the same MSH-3/MSH-4 from another address is an unknown sender (AR, nothing written)."""
+    before = state(intake)
+    seg = segments(handle(intake, sample("adt-a04"), "192.0.2.10:40000"))
+    assert seg["MSA"][1:] == ["AR", "PGS000123"] and seg["ERR"][2] == "MSH^1^4"
+    assert state(intake) == before
+    assert code(handle(intake, sample("adt-a04"), "127.0.0.1:40000")) == "AA"
+    assert code(handle(intake, sample("adt-a08"), "::1:40001")) == "AA"
+
+
 def test_an_unknown_sender_is_audited_as_a_refusal_without_message_content(intake) -> None:
     raw = sample("adt-a04").replace(b"PEGASOS", b"OTHERSYS", 1)
     handle(intake, raw, "10.1.2.3:40000")

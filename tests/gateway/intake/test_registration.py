@@ -54,6 +54,8 @@ def test_a_section_is_optional_and_read_in_full() -> None:
         {"events": ["ADT-A04"]},
         {"events": "ADT^A04"},
         {"purpose": "care mgt"},
+        {"peers": "10.0.0.0/8"},
+        {"peers": ["10.0.0.300/8"]},
     ],
 )
 def test_a_bad_section_stops_the_registration(section: dict[str, Any]) -> None:
@@ -66,3 +68,13 @@ def test_two_organisations_may_not_share_a_sender() -> None:
     other = registration({**with_hl7v2(), "organization": "org-y", "client_id": "y"})
     with pytest.raises(RegistrationError, match="registered twice"):
         Registry([one, other])
+
+
+def test_peers_limit_the_addresses_a_sender_is_accepted_from() -> None:
+    open_link = registration(with_hl7v2()).hl7v2
+    assert open_link.reachable_from("192.0.2.7") and open_link.reachable_from(None)
+    link = registration(with_hl7v2(peers=["10.20.0.0/16", "::1/128"])).hl7v2
+    assert link.reachable_from("10.20.3.4") and link.reachable_from("::1")
+    assert not link.reachable_from("10.21.0.1")
+    assert not link.reachable_from("-")  # an address that is none: refused, not in-process
+    assert link.reachable_from(None)  # in-process (a file, the CLI): no network peer
