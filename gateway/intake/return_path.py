@@ -100,19 +100,26 @@ def enqueue(
         if receiver is None:
             continue  # the sender registered no endpoint: it gets no answers (README)
         version = str(write.version or 0)
+        row_id, created = Ids.derived("rri", write.what, version), now_us()
         try:
             built = _message(session, task, status, receiver, source, write.what, version)
-        except Exception as exc:  # a bug here must not refuse the partner's Task change
+        except Exception as exc:  # a bug here must not refuse the partner's Task change, nor
+            # lose the answer silently: a parked row without a message says it is owed
             log.error("hl7v2 return path: no RRI^I12 built (%s)", type(exc).__name__)
+            session.execute(
+                "INSERT INTO hl7v2_outbox (id, destination, message, created_us, attempts, "
+                "next_us, last_error) VALUES (?, ?, '', ?, 0, ?, 'build-failed') "
+                "ON CONFLICT (id) DO NOTHING",
+                (row_id, receiver.endpoint, created, NEVER),
+            )
             continue
         if built is None:
             continue  # the receiver may not see the Task (no longer its requester)
         message, patient_id = built
-        created = now_us()
         session.execute(
             "INSERT INTO hl7v2_outbox (id, destination, message, created_us, attempts, next_us) "
             "VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (id) DO NOTHING",
-            (Ids.derived("rri", write.what, version), receiver.endpoint, message, created, created),
+            (row_id, receiver.endpoint, message, created, created),
         )
         disclosed = [f"{write.what}/_history/{version}"]
         session.insert_many(

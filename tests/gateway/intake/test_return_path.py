@@ -288,7 +288,10 @@ def test_an_rri_that_cannot_be_built_never_refuses_the_change(
 
     monkeypatch.setattr(return_path.rri, "build", broken)
     assert move(team, task_id, "accepted").status_code == 200
-    assert outbox(intake) == []
+    # the answer owed is not lost silently: a parked row without a message, never sent
+    [(_, _, attempts, sent, error, next_us)] = outbox(intake)
+    assert (attempts, sent, error, next_us) == (0, None, "build-failed", return_path.NEVER)
+    assert Relay(intake, timeout=1).run_once() == 0
 
 
 # -- end to end: MLLP in, REST, MLLP out ----------------------------------------------------------
