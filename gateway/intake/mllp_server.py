@@ -2,8 +2,10 @@
 CR 0x0D): many concurrent connections on one asyncio loop, each message handed to a worker thread
 (gateway/intake/hl7v2.handle: storage is blocking) and its ACK framed back before the next message
 of the same connection is read, so one connection's messages are applied in the order sent.
-Junk between frames is skipped; an oversize frame is answered AR and dropped; an idle or slow
-connection is closed. Logs addresses and counts only, never message content.
+Junk between frames is skipped; an oversize frame is answered AR and dropped; a connection that
+completes no message in IDLE_TIMEOUT_S or does not read its ACK is closed; connections are capped
+in all and per address, and refused outright from outside the senders' registered `peers`.
+Logs addresses and counts only, never message content.
 """
 
 from __future__ import annotations
@@ -24,8 +26,12 @@ from gateway.intake.hl7v2 import handle
 
 log = logging.getLogger("gateway.intake.mllp")
 READ_CHUNK = 65_536
-IDLE_TIMEOUT_S = 300.0  # a connection silent this long is closed (senders reconnect)
-MAX_CONNECTIONS = 256
+# A connection that completes no message for this long is closed (senders reconnect): bytes
+# that make no message (junk, a frame dribbled byte by byte) do not keep it open.
+IDLE_TIMEOUT_S = 300.0
+WRITE_TIMEOUT_S = 30.0  # an ACK the peer does not read within this closes the connection
+MAX_CONNECTIONS = 512
+MAX_PER_ADDRESS = 128  # one host cannot take every connection slot
 
 Handle = Callable[[Services, bytes, str | None], bytes]
 
@@ -50,6 +56,7 @@ class MllpServer:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="mllp")
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task] = set()
+        self._per_address: dict[str, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -106,28 +113,55 @@ class MllpServer:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         peer = _peer(writer)
-        if len(self._connections) >= MAX_CONNECTIONS or task is None:
-            log.warning("MLLP connection from %s refused: too many connections", peer)
+        address = peer.rsplit(":", 1)[0]
+        refusal = self._refusal(address)
+        if refusal is not None or task is None:
+            log.warning("MLLP connection from %s refused: %s", peer, refusal)
             writer.close()
             return
         self._connections.add(task)
+        self._per_address[address] = self._per_address.get(address, 0) + 1
         try:
             await self._serve(reader, writer, peer)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass  # the peer went away or fell silent: nothing to answer
+        except asyncio.CancelledError:
+            pass  # the listener is stopping (stop() cancels every connection)
         finally:
             self._connections.discard(task)
+            left = self._per_address.get(address, 1) - 1
+            if left > 0:
+                self._per_address[address] = left
+            else:
+                self._per_address.pop(address, None)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    def _refusal(self, address: str) -> str | None:
+        """Why a new connection from `address` is refused, or None. When every registered
+        sender names its `peers`, nobody else gets a connection at all (a host that is no
+        sender cannot hold connection slots); then the slots are shared fairly."""
+        security = getattr(self.svc, "security", None)
+        registry = security.registry if security is not None else None
+        links = [o.hl7v2 for o in registry.by_client.values() if o.hl7v2] if registry else []
+        fenced = bool(links) and all(link.peers for link in links)
+        if fenced and not any(link.reachable_from(address) for link in links):
+            return "not a registered sender's network"
+        if len(self._connections) >= MAX_CONNECTIONS:
+            return "too many connections"
+        if self._per_address.get(address, 0) >= MAX_PER_ADDRESS:
+            return "too many connections from one address"
+        return None
 
     async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
     ) -> None:
         deframer = Deframer(self.max_frame)
         loop = asyncio.get_running_loop()
+        deadline = loop.time() + IDLE_TIMEOUT_S
         while True:
-            data = await asyncio.wait_for(reader.read(READ_CHUNK), IDLE_TIMEOUT_S)
+            data = await asyncio.wait_for(reader.read(READ_CHUNK), deadline - loop.time())
             if not data:
                 return
             for payload in self._payloads(deframer, data, writer, peer):
@@ -135,7 +169,8 @@ class MllpServer:
                     self._pool, self.handler, self.svc, payload, peer
                 )
                 writer.write(frame(answer))
-                await writer.drain()
+                await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
+                deadline = loop.time() + IDLE_TIMEOUT_S  # a message completed: time renewed
 
     @staticmethod
     def _payloads(

@@ -52,7 +52,8 @@ from gateway.storage.base import Session
 
 log = logging.getLogger(__name__)
 HOOK = "hl7v2-return-path"
-NEVER = 2**62  # next_us of a parked row (a message hl7apy finds invalid)
+NEVER = 2**62  # next_us of a parked row (invalid, refused with AE, or given up)
+GIVE_UP_US = 72 * 3600 * 1_000_000  # unreachable or refusing (AR) for 72 hours: parked
 HETU_SYSTEM = "urn:oid:1.2.246.21"
 DEFAULT_BASE = "http://localhost/fhir"  # the AuditEvent's server without a configured base_url
 
@@ -99,6 +100,8 @@ def enqueue(
         receiver = _receiver(registry, source[0])
         if receiver is None:
             continue  # the sender registered no endpoint: it gets no answers (README)
+        if not _referred(session, receiver, task, source):
+            continue  # identifiers copied onto a Task the intake never made: no answer owed
         version = str(write.version or 0)
         row_id, created = Ids.derived("rri", write.what, version), now_us()
         try:
@@ -181,6 +184,21 @@ def _source(task: Mapping[str, Any]) -> tuple[str, str, str] | None:
     if set(found) != {"referral", "message"} or found["referral"][0] != found["message"][0]:
         return None
     return found["referral"][0], found["referral"][1], found["message"][1]
+
+
+def _referred(
+    session: Session, receiver: _Receiver, task: Mapping[str, Any], source: tuple[str, str, str]
+) -> bool:
+    """Whether the Task is the one a REF^I12 of the receiver made: its requester is the
+    receiver's organisation and the intake applied that message (its log row). Anybody who may
+    write a Task could copy the referral identifiers onto it; only the intake writes the log."""
+    if _ref(task.get("requester")) != f"Organization/{receiver.organization}":
+        return False
+    rows = session.query(
+        "SELECT event FROM hl7v2_messages WHERE sender = ? AND control_id = ?",
+        (receiver.client_id, source[2]),
+    )
+    return bool(rows) and str(rows[0][0]).startswith("REF^I12")
 
 
 def _was(session: Session, write: Written, status: str) -> bool:
@@ -319,7 +337,10 @@ class Relay:
             self._thread = threading.Thread(target=self._loop, name="hl7v2-relay", daemon=True)
             self._thread.start()
 
-    def stop(self, wait: float = 5.0) -> None:
+    def stop(self, wait: float | None = None) -> None:
+        """Stop after the send in flight (waits longer than one send may take, so a delivered
+        message is recorded as sent rather than sent again by the next start)."""
+        wait = self.timeout + 5.0 if wait is None else wait
         self._stop.set()
         if self._thread is not None:
             self._thread.join(wait)
@@ -339,22 +360,26 @@ class Relay:
         """Claim the due rows (the oldest unsent per destination), send them, record how each
         went. Returns how many were tried."""
         rows = self._claim(now_us())
-        for row_id, destination, message, attempts in rows:
-            self._deliver(row_id, destination, message, attempts)
+        for row_id, destination, message, attempts, created in rows:
+            if self._stop.is_set():
+                break  # the rest stay leased until their lease ends, then due again
+            self._deliver(row_id, destination, message, attempts, created)
         return len(rows)
 
     def _claim(self, now: int) -> list[tuple[str, str, str, int]]:
         """Take the rows to send in one short transaction: each gets attempts + 1 and a lease
         (next_us past the send's timeout), so no other relay takes it meanwhile, and a relay
         that dies mid-send leaves it due again once the lease ends."""
-        lease = now + int((self.timeout * 2 + 1) * 1_000_000)
+        # Rows of a round are sent one after another: the n-th row's lease covers the n sends
+        # before it as well, so no relay takes it again while this one may still send it.
+        lease = int((self.timeout * 2 + 1) * 1_000_000)
         with self.svc.repo.reader(consistent=False) as session:  # idle rounds take no write lock
             if not session.query(_ANY_DUE, (now,)):
                 return []
         with self.svc.repo.writer() as session:
             lock = " FOR UPDATE SKIP LOCKED" if session.dialect == "postgres" else ""
             rows = session.query(
-                "SELECT id, destination, message, attempts FROM hl7v2_outbox o "
+                "SELECT id, destination, message, attempts, created_us FROM hl7v2_outbox o "
                 "WHERE o.sent_us IS NULL AND o.next_us <= ? AND NOT EXISTS ("
                 "SELECT 1 FROM hl7v2_outbox p WHERE p.destination = o.destination "
                 "AND p.sent_us IS NULL AND p.next_us < ? AND (p.created_us < o.created_us "
@@ -362,18 +387,19 @@ class Relay:
                 f"ORDER BY o.created_us, o.id LIMIT ?{lock}",
                 (now, NEVER, self.batch),
             )
-            for row in rows:
+            for position, row in enumerate(rows, 1):
                 session.execute(
                     "UPDATE hl7v2_outbox SET attempts = attempts + 1, next_us = ? WHERE id = ?",
-                    (lease, row[0]),
+                    (now + lease * position, row[0]),
                 )
-        return [(str(r[0]), str(r[1]), str(r[2]), int(r[3]) + 1) for r in rows]
+        return [(str(r[0]), str(r[1]), str(r[2]), int(r[3]) + 1, int(r[4])) for r in rows]
 
-    def _deliver(self, row_id: str, destination: str, message: str, attempts: int) -> None:
+    def _deliver(
+        self, row_id: str, destination: str, message: str, attempts: int, created: int
+    ) -> None:
         problem = _invalid(message)
         if problem is not None:
-            self._record(row_id, None, problem, NEVER)
-            log.warning("hl7v2 outbox row parked: %s", problem)
+            self._park(row_id, problem)
             return
         try:
             reply = self.sender(destination, message, self.timeout)
@@ -383,8 +409,21 @@ class Relay:
         if error is None:
             self._record(row_id, now_us(), None, None)
             return
+        if error in ("nack-AE", "nack-CE"):
+            # the receiver read it and refused its content: sending it again cannot help, and
+            # retrying would hold up every later answer to that record system (in order)
+            self._park(row_id, error)
+            return
+        if now_us() - created > GIVE_UP_US:
+            self._park(row_id, f"gave-up-{error}")
+            return
         delay = min(self.max_backoff, self.backoff * 2 ** (attempts - 1))
         self._record(row_id, None, error, now_us() + int(delay * 1_000_000))
+
+    def _park(self, row_id: str, problem: str) -> None:
+        """Out of the sending order for good, its problem kept (`last_error`) to be looked at."""
+        self._record(row_id, None, problem, NEVER)
+        log.warning("hl7v2 outbox row parked: %s", problem)
 
     def _record(
         self, row_id: str, sent: int | None, error: str | None, next_us: int | None

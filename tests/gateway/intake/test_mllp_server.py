@@ -143,3 +143,79 @@ def test_messages_over_mllp_are_stored_and_acked(intake) -> None:
     with intake.repo.reader() as session:
         rows = session.query("SELECT control_id FROM hl7v2_messages ORDER BY control_id")
     assert [r[0] for r in rows] == ["PGS000123", "PGS000456"]
+
+
+async def closed_or_read(reader: asyncio.StreamReader) -> bytes:
+    """What the server sends before it closes: b"" when it closes (or resets) at once."""
+    try:
+        return await asyncio.wait_for(reader.read(100), 5)
+    except ConnectionResetError:
+        return b""
+
+
+def test_a_host_outside_every_senders_network_gets_no_connection(intake) -> None:
+    """Every registered sender names its peers (the sample record system: loopback), so a
+    connection from elsewhere is closed before it can hold a slot."""
+    srv = MllpServer(intake, port=0, handler=echo)
+    assert srv._refusal("127.0.0.1") is None
+    assert srv._refusal("192.0.2.10") == "not a registered sender's network"
+
+
+def test_one_address_cannot_take_every_slot(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.intake import mllp_server
+
+    monkeypatch.setattr(mllp_server, "MAX_PER_ADDRESS", 2)
+    srv = MllpServer(None, port=0, handler=echo)  # type: ignore[arg-type]
+    srv.start_in_thread()
+    try:
+
+        async def run() -> tuple[bytes, list[bytes]]:
+            held = [await asyncio.open_connection("127.0.0.1", srv.port) for _ in range(2)]
+            answers = []
+            for reader, writer in held:  # an answer on each: both accepted and counted
+                writer.write(frame(msg("X1")))
+                answers += Deframer().feed(await asyncio.wait_for(reader.read(100), 5))
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            writer.write(frame(msg("X3")))
+            third = await closed_or_read(reader)
+            for _, w in [*held, (reader, writer)]:
+                w.close()
+            return third, answers
+
+        third, answers = asyncio.run(run())
+    finally:
+        srv.stop_thread()
+    assert third == b""
+    assert answers == [b"ACK|X1", b"ACK|X1"]
+
+
+def test_bytes_that_complete_no_message_do_not_keep_a_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gateway.intake import mllp_server
+
+    monkeypatch.setattr(mllp_server, "IDLE_TIMEOUT_S", 0.5)
+    srv = MllpServer(None, port=0, handler=echo)  # type: ignore[arg-type]
+    srv.start_in_thread()
+    try:
+
+        async def run() -> float:
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            started = time.perf_counter()
+            for _ in range(20):  # a junk byte every 0.1 s: no message ever completes
+                try:
+                    writer.write(b"x")
+                    await writer.drain()
+                except ConnectionError:
+                    break
+                await asyncio.sleep(0.1)
+                if reader.at_eof():
+                    break
+            await closed_or_read(reader)
+            writer.close()
+            return time.perf_counter() - started
+
+        elapsed = asyncio.run(run())
+    finally:
+        srv.stop_thread()
+    assert elapsed < 1.5  # closed after the idle time, not kept open by the junk

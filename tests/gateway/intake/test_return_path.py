@@ -138,13 +138,13 @@ def test_accepted_then_completed_arrive_in_order(
 def test_a_failing_receiver_is_retried_with_backoff(
     intake: Services, task_id: str, team: Any, receiver: Receiver
 ) -> None:
-    receiver.answers = ["AE", "AR"]
+    receiver.answers = ["AR", "AR"]
     assert move(team, task_id, "accepted").status_code == 200
     relay = Relay(intake, timeout=2, backoff=10)
     started = return_path.now_us()
     assert relay.run_once() == 1
     [(_, _, attempts, sent, error, due)] = outbox(intake)
-    assert (attempts, sent, error) == (1, None, "nack-AE")
+    assert (attempts, sent, error) == (1, None, "nack-AR")
     assert 9e6 < due - started < 12e6  # backoff 10 s after the first failure
     assert relay.run_once() == 0  # not due again yet
     make_due(intake)
@@ -161,6 +161,49 @@ def test_a_failing_receiver_is_retried_with_backoff(
     assert {parse(m).control_id for m in receiver.received} == {
         parse(receiver.received[0]).control_id
     }
+
+
+def test_an_ae_parks_the_answer_and_later_answers_still_go(
+    intake: Services, task_id: str, team: Any, receiver: Receiver
+) -> None:
+    """AE: the record system read the RRI and refused its content; sending it again cannot
+    help, and retrying it would hold up every later answer to that record system."""
+    receiver.answers = ["AE"]
+    assert move(team, task_id, "accepted").status_code == 200
+    relay = Relay(intake, timeout=2)
+    assert relay.run_once() == 1
+    [(_, _, attempts, sent, error, due)] = outbox(intake)
+    assert (attempts, sent, error, due) == (1, None, "nack-AE", return_path.NEVER)
+    assert move(team, task_id, "completed").status_code == 200
+    assert relay.run_once() == 1  # the completion is not held up behind the parked one
+    assert [parse(m).get("RF1", 1) for m in receiver.wait_for(2)] == ["A", "C"]
+    assert relay.run_once() == 0
+
+
+def test_an_answer_undeliverable_for_72_hours_is_parked(
+    intake: Services, task_id: str, team: Any
+) -> None:
+    route_to(intake, "mllp://127.0.0.1:9")  # discard port: refused
+    assert move(team, task_id, "accepted").status_code == 200
+    with intake.repo.writer() as session:  # queued 72 hours and a minute ago
+        session.execute(
+            "UPDATE hl7v2_outbox SET created_us = ?",
+            (return_path.now_us() - return_path.GIVE_UP_US - 60_000_000,),
+        )
+    assert Relay(intake, timeout=1).run_once() == 1
+    [(_, _, _, sent, error, due)] = outbox(intake)
+    assert (sent, error, due) == (None, "gave-up-refused", return_path.NEVER)
+
+
+def test_referral_identifiers_on_a_task_the_intake_never_made_get_no_answer(
+    intake: Services, task_id: str, team: Any
+) -> None:
+    """Copying a referral's identifiers onto a Task does not make it one: only a Task whose
+    REF^I12 the intake applied (its message log row) is answered."""
+    with intake.repo.writer() as session:
+        session.execute("DELETE FROM hl7v2_messages")  # as if the referral never came in
+    assert move(team, task_id, "accepted").status_code == 200
+    assert outbox(intake) == []
 
 
 @pytest.mark.parametrize("answer", ["silent", "close"])
