@@ -22,6 +22,7 @@ CODES: dict[str, str] = {
     "not-found": "a record the message names is not known (or not visible to the sender)",
     "refused": "the gateway's rules refuse the change the message asks for",
     "conflict": "the record changed meanwhile or is in a state the message cannot change",
+    "duplicate-control-id": "MSH-10 was used before by a different message of the same sender",
     "busy": "the gateway could not process the message now; send it again (answered AR)",
     "internal": "the gateway failed to process the message (answered AR)",
 }

@@ -3,16 +3,21 @@ It never raises and never logs message content (only codes, the event and the pe
 
 parse -> sender (MSH-3/MSH-4 against the registrations; else AR) -> event (the dispatch table,
 gateway/intake/events.py, and the registration's allow-list; else AR) -> repeat of an MSH-10 this
-sender has sent? (the stored ACK, nothing changes) -> the event's handler -> ONE transaction of
-the sender (validate -> decide -> apply -> audit, as a FHIR transaction) that also writes the
-`hl7v2_messages` row with the AA ACK -> AA. A rejected message (AE/AR) changes nothing and is not
-logged, so it is processed again when resent. ACK codes follow HL7 v2.5.1 2.9.2 (original mode):
+sender has sent? (the same message: the stored ACK, nothing changes; a different message reusing
+the MSH-10, told apart by its SHA-256 digest: AE naming MSH-10) -> the event's handler -> ONE
+transaction of the sender (validate -> decide -> apply -> audit, as a FHIR transaction) that also
+writes the `hl7v2_messages` row with the AA ACK and the digest -> AA. When the handler or the
+transaction fails because a concurrent copy of the same message was applied meanwhile
+(PostgreSQL: its If-Match writes fail), the copy is answered with the stored ACK, as a repeat.
+A rejected message (AE/AR) changes nothing and is not logged, so it is processed again when
+resent. ACK codes follow HL7 v2.5.1 2.9.2 (original mode):
 AR when the message as such is refused (unreadable or unacceptable MSH, unknown sender,
 unsupported event, the gateway busy or failing), AE for an error in its content.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -50,13 +55,16 @@ _CATEGORY_CODE = {
 }
 # Codes answered AR: the message as such is refused, not its content.
 _REJECT = frozenset({"unknown-sender", "unsupported-event", "busy", "internal", "too-large"})
+# Codes answered AE even without a segment or in the MSH: the message's content is the problem
+# (a record it names; a control id it reuses, which resending with a new MSH-10 fixes).
+_CONTENT = frozenset({"refused", "not-found", "conflict", "duplicate-control-id"})
 
 
 class _Repeat(Exception):
     """Raised inside the transaction when the same MSH-10 of the sender was applied meanwhile:
-    rolls this copy back; the stored ACK answers it."""
+    rolls this copy back; the stored ACK answers it (or AE when another message used it)."""
 
-    def __init__(self, stored: str) -> None:
+    def __init__(self, stored: tuple[str, str | None]) -> None:
         self.stored = stored
 
 
@@ -78,7 +86,7 @@ def _handle(svc: Services, raw: bytes, peer: str | None, now: datetime) -> str:
         _note(peer, "", error)
         return acks.reject(decode(raw), "AR" if _msh_level(error) else "AE", error, now)
     try:
-        return _accept(svc, message, now, _address(peer))
+        return _accept(svc, message, digest(raw), now, _address(peer))
     except Hl7Error as error:
         _note(peer, message.event, error)
         if error.code == "unknown-sender":
@@ -94,7 +102,9 @@ def _handle(svc: Services, raw: bytes, peer: str | None, now: datetime) -> str:
         return acks.ack(message, "AR", error, now)
 
 
-def _accept(svc: Services, message: Message, now: datetime, address: str | None) -> str:
+def _accept(
+    svc: Services, message: Message, message_digest: str, now: datetime, address: str | None
+) -> str:
     sender = sender_of(svc, message, address)
     event = message.event
     handler = EVENT_HANDLERS.get(event)
@@ -103,17 +113,23 @@ def _accept(svc: Services, message: Message, now: datetime, address: str | None)
         raise Hl7Error("unsupported-event", "MSH-9 is not an event accepted here", "MSH", 9)
     stored = stored_ack(svc, sender.client_id, message.control_id)
     if stored is not None:
-        return stored
+        return _repeat_answer(stored, message_digest)
     req = request_for(svc, sender, message)
     ids = svc.ids or _missing_ids()
     answer = acks.ack(message, "AA", None, now)
+    log_row = _logger(sender.client_id, message, message_digest, answer, now)
     try:
         writes = handler(Inbound(svc, req, message, sender, ids))
-        _apply(svc, req, writes, _logger(sender.client_id, message, answer, now))
+        _apply(svc, req, writes, log_row)
     except _Repeat as repeat:
-        return repeat.stored
+        return _repeat_answer(repeat.stored, message_digest)
     except (FhirError, Hl7Error):
         req.gate.flush_denials(svc.repo)  # what failed did not happen; its denials did
+        # A copy of this message applied meanwhile may be why this one failed (its writes
+        # changed the versions this copy's If-Match named): then it is a repeat.
+        stored = stored_ack(svc, sender.client_id, message.control_id, consistent=True)
+        if stored is not None:
+            return _repeat_answer(stored, message_digest)
         raise
     return answer
 
@@ -151,20 +167,55 @@ def request_for(svc: Services, sender: Organisation, message: Message) -> FhirRe
     return FhirRequest(method="POST", base=base, caller=caller, gate=gate, request_id=request_id)
 
 
-def stored_ack(svc: Services, sender: str, control_id: str) -> str | None:
-    """The ACK already given to this sender's message `control_id`, if it was applied."""
-    with svc.repo.reader(consistent=False) as session:
+Stored = tuple[str, str | None]  # (the ACK given, the message's digest; None: not recorded)
+
+
+def stored_ack(
+    svc: Services, sender: str, control_id: str, consistent: bool = False
+) -> Stored | None:
+    """The ACK already given to this sender's message `control_id` and that message's digest,
+    if it was applied."""
+    with svc.repo.reader(consistent=consistent) as session:
         return _stored(session, sender, control_id)
 
 
-def _stored(session: Session, sender: str, control_id: str) -> str | None:
+def _stored(session: Session, sender: str, control_id: str) -> Stored | None:
     rows = session.query(
-        "SELECT ack FROM hl7v2_messages WHERE sender = ? AND control_id = ?", (sender, control_id)
+        "SELECT ack, digest FROM hl7v2_messages WHERE sender = ? AND control_id = ?",
+        (sender, control_id),
     )
-    return str(rows[0][0]) if rows else None
+    return (str(rows[0][0]), None if rows[0][1] is None else str(rows[0][1])) if rows else None
 
 
-def _logger(sender: str, message: Message, answer: str, now: datetime) -> Callable[[Session], None]:
+def digest(raw: bytes) -> str:
+    """SHA-256 (hex) of a message as parse() reads it: leading blanks dropped, segment ends
+    (CR, LF, CRLF) normalised to one CR, empty lines and trailing segment ends ignored, so a
+    copy framed differently is the same message. MSH-7 (when the message was sent) is left out:
+    a sender that stamps a resend anew is resending the same message."""
+    text = decode(raw).lstrip("\ufeff \t\r\n").replace("\r\n", "\r").replace("\n", "\r")
+    lines = [line for line in text.split("\r") if line]
+    if lines and lines[0].startswith("MSH") and len(lines[0]) > 3:
+        fields = lines[0].split(lines[0][3])  # MSH-n is fields[n - 1]
+        if len(fields) > 6:
+            fields[6] = ""
+            lines[0] = lines[0][3].join(fields)
+    return hashlib.sha256("\r".join(lines).encode("utf-8")).hexdigest()
+
+
+def _repeat_answer(stored: Stored, message_digest: str) -> str:
+    """The stored ACK for a repeat of the same message; AE naming MSH-10 when a different
+    message reuses the control id (a digest logged before migration 4 is unknown: the same)."""
+    ack, logged = stored
+    if logged is not None and logged != message_digest:
+        raise Hl7Error(
+            "duplicate-control-id", "MSH-10 was already used by another message", "MSH", 10
+        )
+    return ack
+
+
+def _logger(
+    sender: str, message: Message, message_digest: str, answer: str, now: datetime
+) -> Callable[[Session], None]:
     """The message-log write, run in the transaction after the entries. A copy of the same
     message applied meanwhile owns the row: the insert does nothing (PostgreSQL waits for that
     transaction first), and this one rolls back (_Repeat) to answer with the stored ACK."""
@@ -172,13 +223,20 @@ def _logger(sender: str, message: Message, answer: str, now: datetime) -> Callab
 
     def write(session: Session) -> None:
         inserted = session.query(
-            "INSERT INTO hl7v2_messages (sender, control_id, event, ack, received_us) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (sender, control_id) DO NOTHING "
+            "INSERT INTO hl7v2_messages (sender, control_id, event, ack, received_us, digest) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sender, control_id) DO NOTHING "
             "RETURNING control_id",
-            (sender, control_id, message.event, answer, int(now.timestamp() * 1_000_000)),
+            (
+                sender,
+                control_id,
+                message.event,
+                answer,
+                int(now.timestamp() * 1_000_000),
+                message_digest,
+            ),
         )
         if not inserted:
-            raise _Repeat(_stored(session, sender, control_id) or answer)
+            raise _Repeat(_stored(session, sender, control_id) or (answer, message_digest))
 
     return write
 
@@ -220,7 +278,7 @@ def _code(error: Hl7Error) -> str:
 
 def _msh_level(error: Hl7Error) -> bool:
     """An error in the MSH or in reading the message at all (v2.5.1 2.9.2.1: AR)."""
-    return error.segment in (None, "MSH") and error.code not in ("refused", "not-found", "conflict")
+    return error.segment in (None, "MSH") and error.code not in _CONTENT
 
 
 def _audit_unknown_sender(svc: Services, peer: str | None, now: datetime) -> None:

@@ -4,6 +4,9 @@ survivor (PID-3), the survivor `replaces` it, and every plan resource pointing a
 to the survivor, in ONE transaction with its Provenance. Already merged and nothing left to
 re-point: no writes (the same merge twice merges once, even with a new MSH-10).
 
+Merges never chain or loop: a survivor (PID-3) that a merge has retired, or a retired patient
+(MRG-1) already `replaced-by` another survivor, is AE naming that field.
+
 Rule (decided here, issue 5): both Patients must be visible to the sending record system (found
 by HETU through its disclosure gate; else AE naming PID-3 or MRG-1). The re-pointing then covers
 EVERY resource that refers to the retired Patient, also those the record system may not see (a
@@ -38,12 +41,13 @@ def merge_patients(inbound: Inbound) -> Writes:
     target = _patient(inbound, target_hetu, "PID", 3)
     source = _patient(inbound, source_hetu, "MRG", 1)
     source_ref, target_ref = f"Patient/{source.id}", f"Patient/{target.id}"
+    source_body, target_body = orjson.loads(source.body), orjson.loads(target.body)
+    _check_chain(source_body, target_body)
     writes: list[tuple[dict[str, Any], StoredVersion]] = []
     for sv in _referrers(inbound, source.id):
         changed = merge.repointed(orjson.loads(sv.body), source_ref, target_ref)
         if changed is not None:
             writes.append((changed, sv))
-    source_body, target_body = orjson.loads(source.body), orjson.loads(target.body)
     if not merge.is_merged(source_body, target_body):
         writes.append((merge.retired(source_body, target_ref), source))
         writes.append((merge.surviving(target_body, source_ref), target))
@@ -53,6 +57,16 @@ def merge_patients(inbound: Inbound) -> Writes:
     targets = [f"{sv.resource_type}/{sv.id}/_history/{sv.version + 1}" for _, sv in writes]
     provenance = provenance_entry(inbound.req, targets, UPDATE, "patient merge (ADT^A40)")
     return Writes([*entries, provenance], AUTHORITY)
+
+
+def _check_chain(source: dict[str, Any], target: dict[str, Any]) -> None:
+    """Merges never chain or loop: the survivor must not itself be retired (AE naming PID-3),
+    and a patient already retired into ANOTHER survivor is not retired again (AE naming MRG-1).
+    The same pair merged again passes (a no-op, or the re-pointing of what is left)."""
+    if merge.is_retired(target):
+        raise Hl7Error("conflict", "PID-3 names a patient retired by an earlier merge", "PID", 3)
+    if any(ref != f"Patient/{target['id']}" for ref in merge.replaced_by(source)):
+        raise Hl7Error("conflict", "MRG-1 names a patient merged into another one", "MRG", 1)
 
 
 def _patient(inbound: Inbound, hetu: str, segment: str, field: int) -> StoredVersion:

@@ -110,8 +110,23 @@ _HL7V2 = [
     "CREATE INDEX hl7v2_outbox_due ON hl7v2_outbox (sent_us, next_us)",
 ]
 
+# 4: the SHA-256 of each applied message (segment ends normalised), so a different message that
+# reuses an MSH-10 is refused instead of answered with the earlier message's ACK. Rows logged
+# before this migration have NULL: unknown, treated as the same message.
+_HL7V2_DIGEST = ["ALTER TABLE hl7v2_messages ADD COLUMN digest TEXT"]
+
 MIGRATIONS: dict[str, list[list[str]]] = {
-    "sqlite": [_v1("BLOB", "INTEGER PRIMARY KEY AUTOINCREMENT", ""), _AUTH_JTI, _HL7V2],
+    "sqlite": [
+        _v1("BLOB", "INTEGER PRIMARY KEY AUTOINCREMENT", ""),
+        _AUTH_JTI,
+        _HL7V2,
+        _HL7V2_DIGEST,
+    ],
     # PostgreSQL keeps the served bytes (body) and a JSONB copy for in-database queries.
-    "postgres": [_v1("BYTEA", "BIGSERIAL PRIMARY KEY", ", content JSONB"), _AUTH_JTI, _HL7V2],
+    "postgres": [
+        _v1("BYTEA", "BIGSERIAL PRIMARY KEY", ", content JSONB"),
+        _AUTH_JTI,
+        _HL7V2,
+        _HL7V2_DIGEST,
+    ],
 }

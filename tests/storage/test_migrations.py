@@ -85,3 +85,31 @@ def test_sqlite_bare_path_and_url_open_the_same_file(tmp_path: Path) -> None:
     with b.reader() as s:
         assert s.current("Patient", "same") is not None
     b.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_migration_4_adds_the_message_digest_and_keeps_logged_messages(
+    backend: str, tmp_path: Path, worker_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database at migration 3 (HL7 v2 messages logged without digest) is upgraded in place:
+    the rows stay, their digest NULL (unknown; gateway/intake/hl7v2.py treats it as matching)."""
+    url = fresh_database(backend, tmp_path, "migrate4", worker_id)
+    full = MIGRATIONS[backend]
+    assert full[3] == ["ALTER TABLE hl7v2_messages ADD COLUMN digest TEXT"]
+    monkeypatch.setitem(MIGRATIONS, backend, full[:3])
+    old = open_repository(url, identifier_index)
+    with old.writer() as s:
+        s.execute(
+            "INSERT INTO hl7v2_messages (sender, control_id, event, ack, received_us) "
+            "VALUES ('s', 'c1', 'ADT^A04', 'ACK', 1)"
+        )
+    old.close()
+    monkeypatch.setitem(MIGRATIONS, backend, full)
+    new = open_repository(url, identifier_index)
+    try:
+        with new.reader() as s:
+            rows = s.query("SELECT control_id, ack, digest FROM hl7v2_messages")
+    finally:
+        new.close()
+    assert [tuple(r) for r in rows] == [("c1", "ACK", None)]
+    assert _migrations_done(url) == [1, 2, 3, 4]

@@ -60,6 +60,21 @@ def is_merged(source: dict[str, Any], target: dict[str, Any]) -> bool:
     )
 
 
+def replaced_by(patient: dict[str, Any]) -> list[str]:
+    """The references of a Patient's `replaced-by` links (empty: no merge retired it)."""
+    kind = mapping()["source-link"]
+    return [
+        str((link.get("other") or {}).get("reference"))
+        for link in patient.get("link") or []
+        if isinstance(link, dict) and link.get("type") == kind
+    ]
+
+
+def is_retired(patient: dict[str, Any]) -> bool:
+    """Whether a merge retired this Patient: inactive and `replaced-by` another."""
+    return patient.get("active") is False and bool(replaced_by(patient))
+
+
 def repointed(resource: dict[str, Any], source_ref: str, target_ref: str) -> dict[str, Any] | None:
     """A copy of `resource` with every Reference to `source_ref` (relative, or absolute ending
     in it) made `target_ref`; None when nothing refers to it or its type is not re-pointed

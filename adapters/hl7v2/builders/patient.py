@@ -7,6 +7,7 @@ telecom. Codes go through the ConceptMaps of mappings/hl7v2/codes/, which say wh
 
 from __future__ import annotations
 
+import copy
 import re
 from datetime import date
 from typing import Any
@@ -40,6 +41,37 @@ def build(pid: Segment, ids: Ids) -> dict[str, Any]:
     }
     patient.update({key: value for key, value in optional.items() if value})
     return patient
+
+
+def updated(stored: dict[str, Any], built: dict[str, Any], replaced: list[str]) -> dict[str, Any]:
+    """The stored Patient with only what a PID says replaced: each element of `replaced` the
+    PID carries (`built`, from `build`) and its HETU identifier entry. Everything else (active,
+    link, meta.security and tags, managingOrganization, other identifiers, extensions, ...) is
+    kept. An element the PID leaves empty keeps its stored value (v2.5.1 2.5.3: a field not
+    present leaves the old value unchanged). The server's versionId/lastUpdated are dropped."""
+    out = copy.deepcopy(stored)
+    stored_meta = out.pop("meta", None)
+    meta = {
+        k: v
+        for k, v in (stored_meta if isinstance(stored_meta, dict) else {}).items()
+        if k not in ("versionId", "lastUpdated")
+    }
+    if meta:
+        out["meta"] = meta
+    out.update({name: built[name] for name in replaced if name in built})
+    (hetu,) = [i for i in built["identifier"] if i.get("system") == HETU_SYSTEM]
+    kept = out.get("identifier") if isinstance(out.get("identifier"), list) else []
+    at = next((n for n, i in enumerate(kept) if _same_identifier(i, hetu)), None)
+    out["identifier"] = [*kept, hetu] if at is None else [*kept[:at], hetu, *kept[at + 1 :]]
+    return out
+
+
+def _same_identifier(entry: Any, hetu: dict[str, Any]) -> bool:
+    return (
+        isinstance(entry, dict)
+        and entry.get("system") == hetu["system"]
+        and entry.get("value") == hetu["value"]
+    )
 
 
 def patient_id(ids: Ids, hetu: str) -> str:

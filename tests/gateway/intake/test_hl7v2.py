@@ -186,3 +186,36 @@ def test_nothing_personal_reaches_the_log(intake, caplog) -> None:
     text = caplog.text
     for personal in (AINO, "Virtanen", "Aino", "19900101", "1990x"):
         assert personal not in text
+
+
+def test_a_different_message_reusing_a_control_id_is_ae_naming_msh_10(intake) -> None:
+    assert code(handle(intake, message(control="C7"), None)) == "AA"
+    before = state(intake)
+    other = message("ADT^A08^ADT_A01", "C7", PID.replace("Virtanen^Aino", "Virtanen^Aino^Maija"))
+    seg = segments(handle(intake, other, None))
+    assert seg["MSA"][1:] == ["AE", "C7"]
+    assert seg["ERR"][2:4] == ["MSH^1^10", "207^^HL70357"]
+    assert seg["ERR"][7].startswith("duplicate-control-id:")
+    assert state(intake) == before
+    assert patient(intake, AINO)["name"][0]["given"] == ["Aino"]  # not silently applied
+    assert code(handle(intake, message("ADT^A08^ADT_A01", "C8", PID), None)) == "AA"
+
+
+def test_the_same_message_framed_differently_still_gets_the_stored_ack(intake) -> None:
+    first = handle(intake, message(control="C9"), None)
+    before = state(intake)
+    for copy in (message(control="C9").replace(b"\r", b"\r\n"), b"\n" + message(control="C9")):
+        assert handle(intake, copy, None) == first
+    restamped = message(control="C9").replace(b"|20250314093000|", b"|20250314093500|", 1)
+    assert restamped != message(control="C9")
+    assert handle(intake, restamped, None) == first  # a resend stamped anew (MSH-7)
+    assert state(intake) == before
+
+
+def test_a_message_logged_without_a_digest_counts_as_the_same(intake) -> None:
+    """Rows logged before migration 4 have no digest: unknown, answered as a repeat."""
+    first = handle(intake, message(control="C10"), None)
+    with intake.repo.writer() as session:
+        session.execute("UPDATE hl7v2_messages SET digest = NULL")
+    other = message("ADT^A08^ADT_A01", "C10", PID.replace("Virtanen^Aino", "Virtanen^Aino^Maija"))
+    assert handle(intake, other, None) == first

@@ -4,6 +4,8 @@ and consent follow; the same merge twice merges once (same or new MSH-10)."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import orjson
 import pytest
 
@@ -112,18 +114,62 @@ def test_a_merge_without_mrg_is_ae_naming_the_segment(network) -> None:
     assert seg["MSA"][1] == "AE" and seg["ERR"][2] == "MRG^1"
 
 
-def test_an_update_of_the_retired_identity_keeps_it_retired(network) -> None:
-    """A PID has no merge state: an A08 of a retired identity must not undo its merge."""
-    survivor = network.ids.personal(HETU_SYSTEM, SURVIVOR)
+def test_an_update_of_a_retired_identity_is_ae_naming_pid_3_and_changes_nothing(
+    network,
+) -> None:
+    """A PID has no merge state: an A08 of a retired identity must not undo its merge; the rule
+    is to update the surviving patient."""
     duplicate = "010101-999X"  # registered over HL7 v2, so its Patient id is its pseudonym
     assert code(handle(network, a04(duplicate, "REG2"), None)) == "AA"
     assert code(handle(network, a40("MRG7", source=duplicate), None)) == "AA"
-    update = a04(duplicate, "UPD1").replace(b"ADT^A04^ADT_A01", b"ADT^A08^ADT_A01")
-    update = update.replace(b"Testinen^Aino", b"Testinen^Aino^Uusi")  # PID-5: a real change
-    assert code(handle(network, update, None)) == "AA"
-    retired = current(network, "Patient", network.ids.personal(HETU_SYSTEM, duplicate))
-    assert retired["meta"]["versionId"] == "3"  # created, merged, updated
-    assert retired["name"][0]["given"] == ["Aino", "Uusi"]
-    assert retired["active"] is False
-    link = {"other": {"reference": f"Patient/{survivor}"}, "type": "replaced-by"}
-    assert retired["link"] == [link]
+    before = state(network)
+    for event, control in (("ADT^A08^ADT_A01", "UPD1"), ("ADT^A04^ADT_A01", "UPD2")):
+        update = a04(duplicate, control).replace(b"ADT^A04^ADT_A01", event.encode())
+        update = update.replace(b"Testinen^Aino", b"Testinen^Aino^Uusi")  # PID-5: a real change
+        seg = segments(handle(network, update, None))
+        assert seg["MSA"][1:] == ["AE", control]
+        assert seg["ERR"][2:4] == ["PID^1^3", "206^^HL70357"]
+    assert state(network) == before
+    # the samples' Patient/aino (not under its pseudonym) is found by HETU just the same
+    assert code(handle(network, a40("MRG8"), None)) == "AA"
+    seg = segments(handle(network, a04(RETIRED, "UPD3"), None))
+    assert seg["MSA"][1] == "AE" and seg["ERR"][2] == "PID^1^3"
+    assert current(network, "Patient", "aino")["active"] is False
+
+
+def test_a_merge_into_a_retired_patient_is_ae_naming_pid_3(network) -> None:
+    """A -> B, then B -> A (a loop) or C -> A (a chain onto a retired identity): refused."""
+    assert code(handle(network, a40("MRG1"), None)) == "AA"
+    third = "010101-999X"
+    assert code(handle(network, a04(third, "REG3"), None)) == "AA"
+    before = state(network)
+    seg = segments(handle(network, a40("MRG9", target=RETIRED, source=SURVIVOR), None))
+    assert seg["MSA"][1:] == ["AE", "MRG9"]
+    assert seg["ERR"][2:4] == ["PID^1^3", "206^^HL70357"]
+    seg = segments(handle(network, a40("MRG10", target=RETIRED, source=third), None))
+    assert seg["ERR"][2] == "PID^1^3"
+    assert state(network) == before
+    assert current(network, "Patient", "aino")["active"] is False
+    survivor = network.ids.personal(HETU_SYSTEM, SURVIVOR)
+    assert current(network, "Patient", survivor).get("active") is not False
+
+
+def test_a_patient_merged_into_another_is_not_merged_again_ae_naming_mrg_1(network) -> None:
+    assert code(handle(network, a40("MRG1"), None)) == "AA"
+    third = "010101-999X"
+    assert code(handle(network, a04(third, "REG3"), None)) == "AA"
+    before = state(network)
+    seg = segments(handle(network, a40("MRG11", target=third), None))  # aino again, elsewhere
+    assert seg["MSA"][1:] == ["AE", "MRG11"]
+    assert seg["ERR"][2:4] == ["MRG^1^1", "206^^HL70357"]
+    assert state(network) == before
+    assert code(handle(network, a40("MRG12"), None)) == "AA"  # the same pair: the no-op
+
+
+def test_concurrent_copies_of_one_merge_get_the_same_aa(network) -> None:
+    raw = a40("MRG13")
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: handle(network, raw, None), range(8)))
+    assert {code(a) for a in answers} == {"AA"}
+    assert len(set(answers)) == 1
+    assert current(network, "Patient", "aino")["meta"]["versionId"] == "2"
