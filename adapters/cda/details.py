@@ -26,7 +26,7 @@ def write(
     system = s.raw_details_system
     for spec in s.details.get(kind, ()):
         value = paths.get(resource, spec["path"])
-        if value is None or value == {} or value == []:
+        if value is None or value == {} or value == [] or value == spec.get("default"):
             continue
         rel = child(act, wrapper, {"typeCode": "COMP"} if wrapper == "entryRelationship" else None)
         obs = child(rel, "observation", {"classCode": "OBS", "moodCode": "EVN"})

@@ -6,7 +6,6 @@ lxml exception (nor any document content) leaves it: every failure is a `CdaErro
 from __future__ import annotations
 
 import threading
-from functools import cache
 from pathlib import Path
 
 from lxml import etree
@@ -22,8 +21,17 @@ MAX_BYTES = 10_000_000
 # libxml2's own nesting ceiling without XML_PARSE_HUGE (huge_tree stays off): a deeper bound
 # could never be honoured, so it is also ours.
 LIBXML2_MAX_DEPTH = 256
+# Bounds on what schema validation has to walk, checked after the parse and before validation
+# (libxml2's XSD validation costs about 3 us per attribute, so a 10 MB document of attributes
+# would hold a worker for seconds). Our samples carry about 12 attributes per KB, at most 9 on
+# one element, and declare two namespaces: these leave a legitimate 10 MB document room.
+MAX_ATTRIBUTES = 250_000
+MAX_ELEMENT_ATTRIBUTES = 64
+MAX_NAMESPACE_DECLARATIONS = 1_000
 SCHEMA = Path(__file__).parent / "schema" / "infrastructure" / "cda" / "CDA.xsd"
-_SCHEMA_LOCK = threading.Lock()  # an XMLSchema keeps its error log on itself: one user at a time
+# An XMLSchema keeps its error log on itself, so it is never shared: one per thread (compiled on
+# a thread's first use, ~60 ms), so one slow validation never waits another import.
+_LOCAL = threading.local()
 # libxml2 error number -> its name (e.g. ERR_TAG_NAME_MISMATCH): says what broke, quotes nothing.
 _ERROR_NAMES = {v: k for k, v in vars(etree.ErrorTypes).items() if isinstance(v, int)}
 
@@ -59,7 +67,22 @@ def parse_document(
         raise CdaError(
             "not-cda", "the root element is not a CDA R2 ClinicalDocument", root.sourceline
         )
+    _check_complexity(root, data)
     return root
+
+
+def _check_complexity(root: etree._Element, data: bytes) -> None:
+    """too-large when validating `root` would cost more than any plan document needs. Native
+    XPath counts and one byte scan: linear, tens of ms for 10 MB."""
+    if root.xpath("count(//@*)") > MAX_ATTRIBUTES:
+        raise CdaError("too-large", f"the document has more than {MAX_ATTRIBUTES} attributes")
+    if root.xpath(f"boolean(//*[count(@*) > {MAX_ELEMENT_ATTRIBUTES}])"):
+        raise CdaError("too-large", f"an element has more than {MAX_ELEMENT_ATTRIBUTES} attributes")
+    if prescan.namespace_declarations(data) > MAX_NAMESPACE_DECLARATIONS:
+        raise CdaError(
+            "too-large",
+            f"the document declares more than {MAX_NAMESPACE_DECLARATIONS} namespaces",
+        )
 
 
 def _parse(data: bytes, max_depth: int) -> etree._Element:
@@ -87,19 +110,37 @@ def _deeper_than(root: etree._Element, max_depth: int) -> bool:
     return bool(root.xpath("boolean(" + "/*" * (max_depth + 1) + ")"))
 
 
-@cache
 def _schema() -> etree.XMLSchema:
-    """The vendored CDA R2 schema, compiled once, from local files only."""
-    return etree.XMLSchema(etree.parse(str(SCHEMA), _parser()))
+    """This thread's compiled copy of the vendored CDA R2 schema (from local files only)."""
+    schema = getattr(_LOCAL, "schema", None)
+    if schema is None:
+        schema = _LOCAL.schema = etree.XMLSchema(etree.parse(str(SCHEMA), _parser()))
+    return schema
 
 
 def validate(root: etree._Element) -> list[SchemaIssue]:
     """Every CDA R2 schema violation of a parsed document, in document order."""
+    repeated = _repeated_id(root)
+    if repeated is not None:  # before libxml2, which reports repeated IDs in quadratic time
+        where = root.getroottree().getpath(repeated)
+        return [SchemaIssue(repeated.sourceline, "duplicate-id", where)]
     schema = _schema()
-    with _SCHEMA_LOCK:
-        schema.validate(root)
-        log = schema.error_log
-    return [SchemaIssue(entry.line, _issue_message(entry), entry.path or "") for entry in log]
+    schema.validate(root)
+    return [
+        SchemaIssue(entry.line, _issue_message(entry), entry.path or "")
+        for entry in schema.error_log
+    ]
+
+
+def _repeated_id(root: etree._Element) -> etree._Element | None:
+    """The first element whose ID (xs:ID, the only one CDA R2 uses) another element already
+    has (XML 1.0 §3.3.1, validity constraint "ID"), or None."""
+    seen: set[str] = set()
+    for value in root.xpath("//@ID", smart_strings=False):
+        if value in seen:
+            return root.xpath("(//*[@ID = $v])[2]", v=value)[0]
+        seen.add(value)
+    return None
 
 
 def _issue_message(entry: etree._LogEntry) -> str:

@@ -19,8 +19,12 @@ _WIDE = (
     (codecs.BOM_UTF32_BE, "utf-32"),
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
-    (b"<\x00?\x00", "utf-16-le"),
-    (b"\x00<\x00?", "utf-16-be"),
+    # Without a BOM, the first character (XML 1.0 Appendix F.1: "<" in the encoding) tells;
+    # the four-byte forms first, as "<\0\0\0" also starts like UTF-16-LE.
+    (b"<\x00\x00\x00", "utf-32-le"),
+    (b"\x00\x00\x00<", "utf-32-be"),
+    (b"<\x00", "utf-16-le"),
+    (b"\x00<", "utf-16-be"),
 )
 # markup opener -> its terminator; the scan skips over these (they hold no elements).
 _SKIPPED = ((b"<!--", b"-->"), (b"<![CDATA[", b"]]>"), (b"<?", b"?>"))
@@ -37,6 +41,11 @@ def as_ascii_compatible(data: bytes) -> bytes:
 def has_doctype(data: bytes) -> bool:
     """True when the prolog declares a DOCTYPE (the only place XML allows one)."""
     return _PROLOG_DOCTYPE.match(as_ascii_compatible(data)) is not None
+
+
+def namespace_declarations(data: bytes) -> int:
+    """An upper bound on the namespace declarations (`xmlns` anywhere counts)."""
+    return as_ascii_compatible(data).count(b"xmlns")
 
 
 def exceeds_depth(data: bytes, max_depth: int) -> bool | None:

@@ -14,7 +14,6 @@ transaction and never answers with document content in an error.
 from __future__ import annotations
 
 import logging
-import traceback
 from typing import Any
 
 from adapters.cda.convert import CdaImport, to_fhir
@@ -44,16 +43,10 @@ def convert(svc: Services, data: bytes) -> CdaImport:
             return to_fhir(data, svc.ids)
         except CdaError:
             raise
-        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as fault:
-            # A document the mapper did not expect is the sender's problem to hear about, not a
-            # 500; the log names where it broke, never the document's content.
-            where = traceback.extract_tb(fault.__traceback__)[-1]
-            log.error(
-                "CDA mapping failed: %s at %s:%s",
-                type(fault).__name__,
-                where.filename,
-                where.lineno,
-            )
+        except Exception as fault:
+            # A document the mapper did not expect is the sender's problem to hear about, never a
+            # 500; the log names the exception's type only (its message may quote the document).
+            log.error("CDA mapping failed: %s", type(fault).__name__)
             raise FhirError(
                 Category.UNPROCESSABLE, "the document could not be mapped to the plan"
             ) from None

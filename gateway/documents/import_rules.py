@@ -15,7 +15,14 @@ checks what those rules would protect:
 - the directory: an Organization, Practitioner or PractitionerRole already stored is reused as
   it is, never overwritten by a document;
 - custody: what the import creates without a custodian extension is stamped with the caller's
-  organisation (as rule 2c of consent/writes.py stamps a REST create).
+  organisation (as rule 2c of consent/writes.py stamps a REST create);
+- a partner's work: a stored Task keeps its work state (writes.TASK_WORK_STATE: status,
+  statusReason, businessStatus, output, note, executionPeriod, lastModified): the document is
+  the requester's view, not the authority on what the owner has done (rule 5 of writes.py);
+- a merged client: a document whose client (HETU) is a Patient retired by a merge (active
+  false, link replaced-by) is a 409 (`client-merged`), never filed on the retired record;
+- coordination: the write guards of gateway/coordination/guards.py (one open coordinator, a
+  coordinator changed only by the operations), import_guards.py.
 
 The checks read storage only through the gate's decisions; nothing here is disclosed.
 """
@@ -31,7 +38,8 @@ from adapters.cda.convert import CdaImport
 from gateway.consent import writes
 from gateway.consent.decisions import client_custodians
 from gateway.consent.vocabulary import CUSTODIAN_EXTENSION, DIRECTORY_TYPES
-from gateway.coordination.common import read_visible, refuse
+from gateway.coordination.common import conflict, read_visible, refuse
+from gateway.documents import import_guards
 from gateway.errors import Category, FhirError
 from gateway.fhir_api.context import FhirRequest, Services
 from gateway.storage.base import Session
@@ -102,6 +110,7 @@ def prepared(svc: Services, req: FhirRequest, entries: list[Entry]) -> list[Entr
                     out.append(entry)
                     continue
             out.append(_stamped(entry, org))
+        import_guards.check(svc, req, session, out)
     return out
 
 
@@ -121,6 +130,24 @@ def _check_client_visible(svc: Services, req: FhirRequest, session: Session, ent
             rtype,
             req,
         )
+    if rtype == "Patient" and any(_retired(session, key) for key in stored):
+        raise conflict(
+            "client-merged",
+            "the document's client (HETU) is a record retired by a merge: file it on the "
+            "record that replaced it",
+            "ClinicalDocument.recordTarget",
+        )
+
+
+def _retired(session: Session, key: tuple[str, str]) -> bool:
+    """A Patient retired by a merge: inactive and replaced by another record."""
+    sv = session.current(*key)
+    if sv is None or sv.deleted:
+        return False
+    patient = orjson.loads(sv.body)
+    links = patient.get("link") or []
+    replaced = any(isinstance(x, dict) and x.get("type") == "replaced-by" for x in links)
+    return patient.get("active") is False and replaced
 
 
 def _checked_put(req: FhirRequest, session: Session, entry: Entry) -> tuple[Entry, bool]:
@@ -142,7 +169,21 @@ def _checked_put(req: FhirRequest, session: Session, entry: Entry) -> tuple[Entr
             req,
             what=f"{rtype}/{rid}",
         )
+    if rtype == "Task":
+        return {**entry, "resource": _work_state_kept(stored, resource)}, False
     return entry, False
+
+
+# What of a stored Task the owner changes as it does the work (meta is the server's).
+WORK_STATE = tuple(sorted(writes.TASK_WORK_STATE - {"meta"}))
+
+
+def _work_state_kept(stored: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The document's Task with the stored Task's work state: importing the document again,
+    or a new version of it, never reverts what the owner has done."""
+    out = {k: v for k, v in new.items() if k not in WORK_STATE}
+    out.update({k: stored[k] for k in WORK_STATE if k in stored})
+    return out
 
 
 def _may_write(req: FhirRequest, session: Session, stored: dict[str, Any]) -> bool:

@@ -33,13 +33,28 @@ def participation(doc: Doc, section: Element, plan: dict[str, Any], where: str) 
         templates = nodes.template_ids(st)
         if peer in templates:
             details.read(doc.s, st, "peer-support", plan)
+            offer = _peer_support_offer(plan)
+            if offer is None:  # no detail observations (the client's answer): nothing to map
+                doc.unrecognised.append(f"entry {where}/entry[{i}]")
+                continue
             who = parties.assigned(doc, nodes.first(st, "performer/assignedEntity"), f"{where}/{i}")
             if who:
-                offer = next(
-                    e for e in plan["extension"] if e["url"].endswith("/peer-support-offer")
+                offer.setdefault("extension", []).append(
+                    {"url": "offeredBy", "valueReference": ref(who)}
                 )
-                offer["extension"].append({"url": "offeredBy", "valueReference": ref(who)})
         elif comment in templates and (text := nodes.text(nodes.first(st, "text"))):
             plan.setdefault("note", []).append({"text": text})
         else:
             doc.unrecognised.append(f"entry {where}/entry[{i}]")
+
+
+def _peer_support_offer(plan: dict[str, Any]) -> dict[str, Any] | None:
+    """The CarePlan's peer-support offer extension, if the entry's details made one."""
+    return next(
+        (
+            e
+            for e in plan.get("extension") or []
+            if isinstance(e, dict) and str(e.get("url", "")).endswith("/peer-support-offer")
+        ),
+        None,
+    )

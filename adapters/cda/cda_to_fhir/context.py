@@ -22,6 +22,7 @@ class Doc:
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     unrecognised: list[str] = field(default_factory=list)
     patient: str = ""
+    hetu: str = ""  # the client's HETU (recordTarget), the only person named by HETU
     targets: list[str] = field(default_factory=list)  # what the Provenance is about
     custodian: str | None = None  # fullUrls of the header's parties
     authors: list[str] = field(default_factory=list)

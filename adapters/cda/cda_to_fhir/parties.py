@@ -59,7 +59,7 @@ def assigned(doc: Doc, el: Element | None, path: str) -> str | None:
         return None
     ii = nodes.first(el, "id")
     if ii is not None and ii.get("root") == systems()["hetu_system"][8:]:
-        return doc.patient
+        return _the_client(doc, ii, path)
     org_url = organization(doc, nodes.first(el, "representedOrganization"), path)
     person = nodes.first(el, "assignedPerson")
     if person is None:
@@ -80,6 +80,18 @@ def assigned(doc: Doc, el: Element | None, path: str) -> str | None:
         # reused; the transaction resolves these fullUrls before this entry (bundle order)
         return doc.create(role, _role_query(practitioner, org_url, code), role["id"])
     return doc.put(role, target=False)
+
+
+def _the_client(doc: Doc, ii: Element, path: str) -> str:
+    """A participant named by HETU is the client only when it is the recordTarget's HETU; any
+    other person's HETU in a plan document is refused (never filed as the client)."""
+    if not doc.hetu or ii.get("extension") != doc.hetu:
+        raise CdaError(
+            "invalid-value",
+            f"{path}: a participant's id has the HETU root but is not the client's HETU",
+            nodes.line(ii),
+        )
+    return doc.patient
 
 
 def _role_query(practitioner: str, org_url: str, code: dict[str, Any] | None) -> str:
@@ -129,6 +141,7 @@ def patient(doc: Doc, role: Element) -> str:
     if birth:
         resource["birthDate"] = birth[:10]
     resource["id"] = doc.ids.personal(ident["system"], ident["value"])
+    doc.hetu = str(ii.get("extension")) if ii.get("root") == hetu_root else ""
     doc.patient = doc.create(resource, by_identifier(ident), resource["id"])
     return doc.patient
 

@@ -8,6 +8,7 @@ refused on its length before any parsing), so a slow CI machine does not make th
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -163,3 +164,48 @@ def test_a_schema_error_lists_issues_with_lines_and_no_values() -> None:
         tuple(issues),
     )
     assert "huomenna" not in str(caught.value)
+
+
+def test_a_doctype_in_utf32_or_utf16_without_a_bom_is_seen_too() -> None:
+    data = '<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>'
+    for codec in ("utf-32-le", "utf-32-be", "utf-16-le", "utf-16-be"):  # no BOM, no declaration
+        assert prescan.has_doctype(data.encode(codec)), codec
+        assert refused(data.encode(codec))[0].code == "dtd-forbidden", codec
+
+
+def with_title_attributes(attributes: bytes) -> bytes:
+    return MINIMAL.replace(b"<ClinicalDocument ", b"<ClinicalDocument " + attributes + b" ", 1)
+
+
+def test_what_validation_would_walk_is_bounded_before_it() -> None:
+    """Attributes in total and per element, and namespace declarations, are bounded after the
+    parse (fast), so validation never holds a worker for seconds."""
+    many = b" ".join(b'p%d="1"' % i for i in range(parse.MAX_ELEMENT_ATTRIBUTES + 1))
+    assert refused(with_title_attributes(many))[0].code == "too-large"
+    spread = b'<a b="1" c="1" d="1" e="1"/>' * (parse.MAX_ATTRIBUTES // 4 + 1)
+    error, took = refused(MINIMAL.replace(b"</ClinicalDocument>", spread + b"</ClinicalDocument>"))
+    assert error.code == "too-large" and took < 1.0
+    names = b" ".join(b'xmlns:n%d="urn:x"' % i for i in range(parse.MAX_NAMESPACE_DECLARATIONS))
+    assert refused(with_title_attributes(names))[0].code == "too-large"
+
+
+def test_a_repeated_id_is_a_schema_issue_found_before_the_schema_validator() -> None:
+    """libxml2 reports repeated xs:ID values in quadratic time (40,000 took 2 s): found first."""
+    repeated = b'<content ID="x">a</content>' * 100_000
+    data = MINIMAL.replace(
+        b"</ClinicalDocument>", b"<text>" + repeated + b"</text></ClinicalDocument>"
+    )
+    root = parse.parse_document(data)
+    started = time.perf_counter()
+    issues = parse.validate(root)
+    assert time.perf_counter() - started < 2.0  # ~0.1 s; libxml2 alone: ~25 s
+    assert [i.message for i in issues] == ["duplicate-id"]
+
+
+def test_each_thread_validates_with_its_own_schema() -> None:
+    found: list[object] = []
+    worker = threading.Thread(target=lambda: found.append(parse._schema()))
+    worker.start()
+    worker.join()
+    assert found and found[0] is not parse._schema()
+    assert parse.validate(parse.parse_document(MINIMAL)) == []

@@ -326,6 +326,7 @@ def test_a_new_version_updates_the_plan_and_supersedes_the_filed_one(
     assert versions(network) == stored
 
 
+@pytest.mark.parametrize("fault", [KeyError, StopIteration, RuntimeError, AssertionError])
 def test_a_mapper_failure_is_a_422_and_the_log_quotes_nothing(
     client: TestClient,
     network: Services,
@@ -333,15 +334,40 @@ def test_a_mapper_failure_is_a_422_and_the_log_quotes_nothing(
     aino_doc: bytes,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    fault: type[Exception],
 ) -> None:
+    """Any adapter fault (not only the usual lookup errors) is a 422, its type logged only."""
+
     def broken(data: bytes, ids: Any) -> Any:
-        raise KeyError("Testinen")  # an adapter bug whose message holds document content
+        raise fault("Testinen")  # an adapter bug whose message holds document content
 
     monkeypatch.setattr("gateway.documents.import_cda.to_fhir", broken)
+    before = versions(network)
     resp = post(client, aino_doc, as_org(CUSTODIAN))
     assert resp.status_code == 422, resp.text
     assert "Testinen" not in resp.text and "Testinen" not in caplog.text
-    assert "KeyError" in caplog.text
+    assert fault.__name__ in caplog.text
+    assert versions(network) == before
+
+
+def test_a_peer_support_offer_without_its_details_is_a_warning_not_a_500(
+    client: TestClient, network: Services, as_org: Headers
+) -> None:
+    p = "2.25.62423729588183648788789587467293120093"
+    offer = (  # a participation section whose peer-support act names who, but no answer
+        f'<component><section><templateId root="{p}.1.10.6"/>'
+        f'<code code="osallisuus" codeSystem="{p}.2.9"/><title>x</title><text>x</text>'
+        f'<entry><act classCode="ACT" moodCode="EVN"><templateId root="{p}.1.20.8"/>'
+        f'<code code="vertaistuki" codeSystem="{p}.2.9"/><performer typeCode="PRF">'
+        '<assignedEntity><id root="1.2.246.10.99990001.10.17"/><representedOrganization>'
+        '<id root="1.2.246.10.99990001.10.17"/></representedOrganization></assignedEntity>'
+        "</performer></act></entry></section></component>"
+    ).encode()
+    sample = (CDA_SAMPLES / "hosu-aino.xml").read_bytes()
+    data = sample.replace(b"<structuredBody>", b"<structuredBody>" + offer, 1)
+    resp = post(client, data, as_org(CUSTODIAN))
+    assert resp.status_code == 200, resp.text
+    assert any("not mapped: entry section0/entry[0]" in w for w in warnings(answer(resp)))
 
 
 # The adapter's own samples and the demo organisation that is each one's custodian.
