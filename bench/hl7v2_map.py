@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from hl7apy.parser import parse_message  # noqa: E402  (a baseline: bench/ may i
 from adapters.hl7v2.convert import to_bundle  # noqa: E402
 from adapters.hl7v2.message import parse  # noqa: E402
 from adapters.ids import EXAMPLE_KEY, Ids  # noqa: E402
+from bench.rates import rate  # noqa: E402
 
 NAMES = ("adt-a04", "adt-a08", "adt-a04-duplicate")
 MESSAGES = [
@@ -48,16 +47,6 @@ def hl7apy(text: str) -> Any:
     return parse_message(text)  # default (tolerant) validation level
 
 
-def rate(fn: Callable[[str], Any], seconds: float) -> float:
-    """Messages per second, cycling through the samples for about `seconds`."""
-    n, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        for text in MESSAGES:
-            fn(text)
-        n += len(MESSAGES)
-    return n / elapsed
-
-
 def main() -> None:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--rounds", type=int, default=5)
@@ -66,9 +55,9 @@ def main() -> None:
     runs: dict[str, list[float]] = {"parse + map": [], "parse only": [], "hl7apy parse": []}
     parse_and_map(MESSAGES[0])  # mapping files and code maps loaded before timing
     for _ in range(opts.rounds):  # alternating rounds
-        runs["hl7apy parse"].append(rate(hl7apy, opts.seconds))
-        runs["parse only"].append(rate(parse_only, opts.seconds))
-        runs["parse + map"].append(rate(parse_and_map, opts.seconds))
+        runs["hl7apy parse"].append(rate(hl7apy, MESSAGES, opts.seconds))
+        runs["parse only"].append(rate(parse_only, MESSAGES, opts.seconds))
+        runs["parse + map"].append(rate(parse_and_map, MESSAGES, opts.seconds))
     mapped = statistics.median(runs["parse + map"])
     print(f"HL7 v2 -> FHIR of {', '.join(NAMES)}: {opts.rounds} rounds x {opts.seconds} s, medians")
     print(f"{'':<14}{'msgs/s':>10}{'map / this':>12}")

@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hl7apy.parser import parse_message
 
 from adapters.hl7v2.message import parse
+from bench.rates import rate
 from tests.adapters.hl7v2.samples import NAMES, load
 
 MESSAGES = [load(name) for name in NAMES]
@@ -46,16 +45,6 @@ def hl7apy(text: str) -> Any:
     return parse_message(text)  # default (tolerant) validation level, groups found
 
 
-def rate(fn: Callable[[str], Any], seconds: float) -> float:
-    """Messages per second, cycling through the samples for about `seconds`."""
-    n, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        for text in MESSAGES:
-            fn(text)
-        n += len(MESSAGES)
-    return n / elapsed
-
-
 def main() -> None:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--rounds", type=int, default=5)
@@ -63,9 +52,9 @@ def main() -> None:
     opts = args.parse_args()
     runs: dict[str, list[float]] = {"ours": [], "ours + reads": [], "hl7apy": []}
     for _ in range(opts.rounds):  # alternating: hl7apy, ours, ours + reads, hl7apy, ...
-        runs["hl7apy"].append(rate(hl7apy, opts.seconds))
-        runs["ours"].append(rate(ours, opts.seconds))
-        runs["ours + reads"].append(rate(ours_and_reads, opts.seconds))
+        runs["hl7apy"].append(rate(hl7apy, MESSAGES, opts.seconds))
+        runs["ours"].append(rate(ours, MESSAGES, opts.seconds))
+        runs["ours + reads"].append(rate(ours_and_reads, MESSAGES, opts.seconds))
     base = statistics.median(runs["hl7apy"])
     samples = ", ".join(NAMES)
     print(f"HL7 v2 inbound parse of {samples}: {opts.rounds} rounds x {opts.seconds} s, medians")

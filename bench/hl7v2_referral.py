@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from adapters.hl7v2.builders import referral, rri
 from adapters.hl7v2.message import parse
 from adapters.hl7v2.parse import validate_outbound
 from adapters.ids import EXAMPLE_KEY, Ids
+from bench.rates import rate
 
 SAMPLES = sorted((Path(__file__).resolve().parent.parent / "samples" / "hl7v2").glob("ref-*.hl7"))
 MESSAGES = [p.read_text(encoding="utf-8").replace("\n", "\r") for p in SAMPLES]
@@ -67,15 +66,6 @@ def rri_validated(text: str) -> Any:
     return validate_outbound(rri.build(ANSWER, "RRI1", NOW))
 
 
-def rate(fn: Callable[[str], Any], seconds: float) -> float:
-    n, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        for text in MESSAGES:
-            fn(text)
-        n += len(MESSAGES)
-    return n / elapsed
-
-
 def main() -> None:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--rounds", type=int, default=5)
@@ -90,7 +80,7 @@ def main() -> None:
     runs: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(opts.rounds):
         for name, fn in cases.items():
-            runs[name].append(rate(fn, opts.seconds))
+            runs[name].append(rate(fn, MESSAGES, opts.seconds))
     base = statistics.median(runs["ER7 parse"])
     print(f"REF^I12 / RRI^I12 ({len(MESSAGES)} samples): {opts.rounds} rounds x {opts.seconds} s")
     print(f"{'case':<16}{'msgs/s':>12}{'x parse':>10}")

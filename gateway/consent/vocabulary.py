@@ -20,6 +20,7 @@ CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
 CONSENT_ACTION = "http://terminology.hl7.org/CodeSystem/consentaction"
 RESOURCE_TYPES_SYSTEM = "http://hl7.org/fhir/resource-types"
 HETU_SYSTEM = "urn:oid:1.2.246.21"
+SOTE_SYSTEM = "urn:oid:1.2.246.537.6.202.2008"  # SOTE organisation register (THL)
 OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 
 Coding = tuple[str, str]  # (system, code)

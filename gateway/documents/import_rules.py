@@ -37,7 +37,7 @@ import orjson
 from adapters.cda.convert import CdaImport
 from gateway.consent import writes
 from gateway.consent.decisions import client_custodians
-from gateway.consent.vocabulary import CUSTODIAN_EXTENSION, DIRECTORY_TYPES
+from gateway.consent.vocabulary import CUSTODIAN_EXTENSION, DIRECTORY_TYPES, SOTE_SYSTEM
 from gateway.coordination.common import conflict, read_visible, refuse
 from gateway.documents import import_guards
 from gateway.errors import Category, FhirError
@@ -45,7 +45,6 @@ from gateway.fhir_api.context import FhirRequest, Services
 from gateway.storage.base import Session
 
 RULE = "cda-custodian"
-SOTE_OID = "urn:oid:1.2.246.537.6.202.2008"  # SOTE organisation register (THL)
 Entry = dict[str, Any]
 
 
@@ -60,7 +59,7 @@ def caller_oids(svc: Services, req: FhirRequest) -> set[str]:
     return {
         str(i.get("value"))
         for i in org.get("identifier") or []
-        if isinstance(i, dict) and i.get("system") == SOTE_OID and i.get("value")
+        if isinstance(i, dict) and i.get("system") == SOTE_SYSTEM and i.get("value")
     }
 
 

@@ -15,11 +15,11 @@ from typing import Any
 
 from adapters.hl7v2.builders import referral as builder
 from adapters.hl7v2.errors import Hl7Error
+from gateway.consent.vocabulary import HETU_SYSTEM
 from gateway.coordination import common
 from gateway.fhir_api.context import ID_RE
 from gateway.intake.inbound import Inbound, Writes
 
-HETU_SYSTEM = "urn:oid:1.2.246.21"
 # The plan a referral joins: the client's active shared client plan.
 PLAN_PARAMS = (("status", "active"),)
 PLAN_CATEGORY = ("https://fhir-plan-gateway.example/CodeSystem/plan-category", "asiakassuunnitelma")

@@ -46,6 +46,7 @@ from gateway.consent import hooks
 from gateway.consent.context import ConsentContext
 from gateway.consent.enforcement import PURPOSE_SYSTEM, WRITE_HOOKS, RepoLoader, Written
 from gateway.consent.model import Caller as ConsentCaller
+from gateway.consent.vocabulary import HETU_SYSTEM
 from gateway.fhir_api.context import Services
 from gateway.security.registry import Registry
 from gateway.storage.base import Session
@@ -54,7 +55,6 @@ log = logging.getLogger(__name__)
 HOOK = "hl7v2-return-path"
 NEVER = 2**62  # next_us of a parked row (invalid, refused with AE, or given up)
 GIVE_UP_US = 72 * 3600 * 1_000_000  # unreachable or refusing (AR) for 72 hours: parked
-HETU_SYSTEM = "urn:oid:1.2.246.21"
 DEFAULT_BASE = "http://localhost/fhir"  # the AuditEvent's server without a configured base_url
 
 

@@ -22,12 +22,18 @@ KEY_FILE_NAME = "token-signing-key.jwk.json"
 
 def key_file(settings: Settings) -> Path:
     """`token_key_file`, else beside the SQLite database (else ./data for PostgreSQL)."""
-    if settings.token_key_file:
-        return Path(settings.token_key_file)
+    return secret_file(settings, settings.token_key_file, KEY_FILE_NAME)
+
+
+def secret_file(settings: Settings, configured: str | None, name: str) -> Path:
+    """A deployment secret's file: `configured`, else `name` beside the SQLite database (else
+    in ./data for PostgreSQL). Several hosts sharing one PostgreSQL must be given the file."""
+    if configured:
+        return Path(configured)
     url = settings.database_url
     if url.startswith(("postgresql://", "postgres://")):
-        return Path("data") / KEY_FILE_NAME
-    return Path(url.removeprefix("sqlite:///")).parent / KEY_FILE_NAME
+        return Path("data") / name
+    return Path(url.removeprefix("sqlite:///")).parent / name
 
 
 def token_url(settings: Settings, request_root: str) -> str:

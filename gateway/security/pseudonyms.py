@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 
 from adapters.ids import Ids
+from gateway.security.authority import secret_file
 from gateway.security.tokens import create_secret_file
 from gateway.settings import Settings
 
@@ -17,12 +18,7 @@ KEY_FILE_NAME = "pseudonym-key.hex"
 
 
 def key_file(settings: Settings) -> Path:
-    if settings.id_key_file:
-        return Path(settings.id_key_file)
-    url = settings.database_url
-    if url.startswith(("postgresql://", "postgres://")):
-        return Path("data") / KEY_FILE_NAME
-    return Path(url.removeprefix("sqlite:///")).parent / KEY_FILE_NAME
+    return secret_file(settings, settings.id_key_file, KEY_FILE_NAME)
 
 
 def load_ids(settings: Settings) -> Ids:
