@@ -146,3 +146,14 @@ def _displays() -> dict[tuple[str, str, str], str]:
 def display(system: str, code: str, lang: str = "fi") -> str | None:
     """The display of one of our codes in Finnish (`fi`) or English (`en`); None if unknown."""
     return _displays().get((system, code, lang))
+
+
+@cache
+def load_topics_data() -> dict[str, dict[str, Any]]:
+    """Our SubscriptionTopics (topics/*.json, R4B-shaped, kept as JSON: SubscriptionTopic is not
+    an R4 resource, so SUSHI cannot compile them) by canonical URL. Do not mutate."""
+    out = {}
+    for path in sorted((ROOT / "topics").glob("SubscriptionTopic-*.json")):
+        topic = load(f"topics/{path.name}")
+        out[topic["url"]] = topic
+    return out

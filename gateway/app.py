@@ -10,10 +10,13 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway import delivery
 from gateway.audit.writer import AuditWriter
 from gateway.consent.enforcement import install_write_guards
 from gateway.coordination import ALL_OPERATIONS
 from gateway.coordination.guards import guard_write
+from gateway.delivery import routes as upstream_routes
+from gateway.delivery.operations import OPERATIONS as DELIVERY_OPERATIONS
 from gateway.documents import DOCUMENT_OPERATIONS
 from gateway.errors import Category, FhirError
 from gateway.fhir_api.context import Services
@@ -47,7 +50,7 @@ def build_services(settings: Settings) -> Services:
         validator=Validator(),
         security=build_authority(settings),
         audit=AuditWriter(repo, settings.audit_reads_fsync),
-        operations=Registry(ALL_OPERATIONS + DOCUMENT_OPERATIONS),
+        operations=Registry(ALL_OPERATIONS + DOCUMENT_OPERATIONS + DELIVERY_OPERATIONS),
         ids=load_ids(settings),
     )
 
@@ -56,6 +59,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     settings = settings or Settings()
     svc = services or build_services(settings)
     return_path.install(svc)  # Task changes enqueue RRI^I12 in their own transaction
+    delivery.install(svc)  # subscriptions: events queued in the writing transaction
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,8 +70,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             # reuse_port: every worker process listens; the kernel spreads the connections
             mllp = MllpServer(svc, settings.mllp_host, settings.mllp_port, reuse_port=True)
             await mllp.start()
-            relay = return_path.Relay(svc)  # RRI^I12 back to the record systems
+        if settings.delivery_relay:  # pushes to partners and record systems (the outbox)
+            from gateway.delivery.relay import Relay
+
+            relay = Relay(svc)
             relay.start()
+        app.state.relay = relay
         app.state.mllp = mllp
         yield
         if relay is not None:
@@ -92,6 +100,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     install_auth(app, svc)  # before the FHIR routes: /fhir/.well-known/… is not a resource type
     install(app, svc)
+    upstream_routes.install(app, svc)  # as a partner: upstreams' notifications in
     return app
 
 

@@ -1,4 +1,5 @@
-"""The `plan-gateway` command: serve the FHIR API, load FHIR files, validate FHIR files offline.
+"""The `plan-gateway` command: serve the FHIR API, load FHIR files, validate FHIR files offline,
+list and re-send the delivery outbox.
 
 Output names files, statuses and element paths only; it must never print resource content or
 request data (personal data stays out of terminals and logs).
@@ -188,6 +189,8 @@ def serve(
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     root = f"http://{f'[{shown}]' if ':' in shown else shown}:{port}"
     click.echo(f"FHIR base: {root}/fhir")
+    # what the delivery relay names in notifications unless PLAN_GATEWAY_BASE_URL says otherwise
+    os.environ.setdefault("PLAN_GATEWAY_DELIVERY_BASE", f"{root}/fhir")
     if mllp_port is not None:
         mllp_host = os.environ.get("PLAN_GATEWAY_MLLP_HOST", "127.0.0.1")
         click.echo(f"HL7 v2 over MLLP: {mllp_host}:{mllp_port}")
@@ -355,3 +358,84 @@ def convert(source: str, target: str, kind: str, id_key_file: Path | None, path:
     sys.stdout.buffer.write(output)
     if not output.endswith(b"\n"):
         sys.stdout.buffer.write(b"\n")
+
+
+# -- the outbox: what the gateway pushes, for the operator ---------------------------------------
+@main.group()
+def outbox() -> None:
+    """The delivery outbox (subscription notifications and HL7 v2 answers): list its rows,
+    put dead letters back in the queue. Never shows what a row carries."""
+
+
+def _outbox_repo(database: str) -> Any:
+    from gateway.search.engine import SearchEngine
+    from gateway.storage import open_repository
+
+    return open_repository(absolute_database_url(database), SearchEngine().index)
+
+
+def _when(us: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(us / 1_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@outbox.command("list")
+@click.option(
+    "--state",
+    type=click.Choice(["pending", "dead", "sent", "all"]),
+    default="all",
+    show_default=True,
+    help="sent includes rows withheld by consent.",
+)
+@click.option("--stream", help="One stream: a Subscription id, or an mllp:// endpoint.")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@_database_option
+def outbox_list(state: str, stream: str | None, limit: int, database: str) -> None:
+    """One line per row, oldest first: id, channel, stream, event number/kind, state, attempts,
+    when it was queued, and its last error (a code). Never the payload, headers or endpoint."""
+    from gateway.delivery.outbox import listing
+
+    repo = _outbox_repo(database)
+    try:
+        with repo.reader() as session:
+            rows = listing(
+                session, state=None if state == "all" else state, stream=stream, limit=limit
+            )
+    finally:
+        repo.close()
+    for r in rows:
+        click.echo(
+            f"{r.id}  {r.channel}  {r.stream}  {r.seq}/{r.kind}  {r.state}  "
+            f"attempts={r.attempts}  created={_when(r.created_us)}  error={r.last_error or '-'}"
+        )
+    click.echo(f"{len(rows)} row(s)", err=True)
+
+
+@outbox.command("resend")
+@click.option("--id", "ids", multiple=True, help="A dead letter's id (repeatable).")
+@click.option("--stream", help="Every dead letter of this stream.")
+@click.option("--all-dead", is_flag=True, help="Every dead letter.")
+@_database_option
+def outbox_resend(ids: tuple[str, ...], stream: str | None, all_dead: bool, database: str) -> None:
+    """Put dead letters back in the queue with a new retry window; each goes again in its old
+    place in its stream's order (receivers de-duplicate by its id and event number)."""
+    import time
+
+    from gateway.delivery.outbox import resend
+
+    if sum((bool(ids), stream is not None, all_dead)) != 1:
+        raise click.UsageError("give exactly one of --id, --stream, --all-dead")
+    repo = _outbox_repo(database)
+    try:
+        with repo.writer() as session:
+            count = resend(
+                session, time.time_ns() // 1000, ids=ids, stream=stream, all_dead=all_dead
+            )
+    finally:
+        repo.close()
+    if ids and count == 0:
+        raise click.ClickException("no dead letter has the given id(s); see `outbox list`")
+    missing = len(set(ids)) - count
+    missing_text = f" ({missing} of the ids not a dead letter)" if missing > 0 else ""
+    click.echo(f"{count} put back in the queue{missing_text}")

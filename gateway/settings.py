@@ -78,5 +78,27 @@ class Settings:
         )
     )
     mllp_host: str = field(default_factory=lambda: _env("MLLP_HOST", "127.0.0.1"))
+    # The delivery relay (gateway/delivery/relay.py): pushes subscription notifications and
+    # HL7 v2 answers from the outbox; every gateway process may run one (on unless turned off).
+    delivery_relay: bool = field(default_factory=lambda: _flag("DELIVERY_RELAY", True))
+    # The FHIR base the relay names in notifications (fullUrl, focus, the Subscription) when
+    # `base_url` is not set: a push has no request to take it from. `plan-gateway serve` sets it
+    # to the base it listens on.
+    delivery_base: str | None = field(
+        default_factory=lambda: os.environ.get("PLAN_GATEWAY_DELIVERY_BASE")
+    )
+    # Partner delivery test mode (PLAN_GATEWAY_DELIVERY_TEST_MODE=1): a Subscription may push to
+    # plain http endpoints, and only on the loopback interface (127.0.0.1, ::1, localhost); off,
+    # every channel.endpoint must be https. For tests and local demos only.
+    delivery_test_mode: bool = field(default_factory=lambda: _flag("DELIVERY_TEST_MODE", False))
+    # How long a relay holds the outbox rows it claimed, in seconds: a relay that dies mid-send
+    # leaves them to be sent again once it is over. Must exceed the longest send timeout (60 s);
+    # tests that kill gateways shorten it (PLAN_GATEWAY_DELIVERY_LEASE_S).
+    delivery_lease_s: float = field(default_factory=lambda: float(_env("DELIVERY_LEASE_S", "121")))
+    # The upstreams whose Tasks this gateway mirrors as their partner (gateway/delivery/
+    # upstreams.py): a directory of one JSON file each (PLAN_GATEWAY_UPSTREAMS); unset: off.
+    upstreams_dir: str | None = field(
+        default_factory=lambda: os.environ.get("PLAN_GATEWAY_UPSTREAMS") or None
+    )
     token_lifetime_s: int = 300  # capped at 300 (SMART Backend Services)
     jwks_cache_seconds: float = 300.0  # how long a fetched organisation JWKS is trusted

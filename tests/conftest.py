@@ -50,14 +50,17 @@ PG_ADMIN = os.environ.get(
     "PLAN_GATEWAY_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 BACKENDS = ["sqlite"] + (["postgres"] if os.environ.get("PLAN_GATEWAY_TEST_PG", "1") != "0" else [])
-# HL7 v2 intake's message log and outbox (migration 3) too: a test starts with neither.
+# HL7 v2 intake's message log (migration 3) and the delivery state and outbox (migration 5)
+# too: a test starts with none of them.
 _TABLES = [
     "resources",
     "history",
     "search_snapshots",
     *INDEX_TABLES,
     "hl7v2_messages",
-    "hl7v2_outbox",
+    "subscriptions",
+    "outbox",
+    "inbox",
 ]
 
 
@@ -97,6 +100,10 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         database_url=database_url,
         token_key_file=str(tmp_path / "token-key.json"),
         id_key_file=str(tmp_path / "pseudonym-key.hex"),
+        # No relay thread per test app: delivery tests run rounds themselves (Relay.run_once)
+        # or start one; end-to-end servers run it as deployed.
+        delivery_relay=False,
+        delivery_test_mode=True,
     )
 
 

@@ -82,6 +82,37 @@ class Written:
 # name: installing twice replaces. Plain creates (`prepared_events`, no open session) are not seen.
 WriteHook = Callable[["Session", Sequence[Written]], None]
 WRITE_HOOKS: dict[str, WriteHook] = {}
+# The resource types some hook must see every write of, plain creates included (a plain create
+# of such a type takes the writer-session path, so its hooks run): e.g. the delivery hook's
+# Task, CarePlan, CareTeam and Subscription (gateway/delivery/). Keyed by hook name, like
+# WRITE_HOOKS.
+WATCHED_TYPES: dict[str, frozenset[str]] = {}
+
+# Server-owned content of a type, shaped before it is stored, for every writer (trusted ones
+# too): (caller or None, interaction, the live stored resource or None, what would be stored or
+# None) -> what to store; raises FhirError for content the server will not take. E.g. a
+# Subscription's endpoint checked against its organisation's registration and its `status` set
+# by the server (gateway/delivery/subscriptions.py). Keyed by resource type.
+WriteShaper = Callable[
+    [ConsentCaller | None, str, Mapping[str, Any] | None, dict[str, Any] | None],
+    dict[str, Any] | None,
+]
+WRITE_SHAPERS: dict[str, WriteShaper] = {}
+
+
+def watched(resource_type: str) -> bool:
+    """Whether a write hook must see writes of this type (see WATCHED_TYPES)."""
+    return any(resource_type in types for types in WATCHED_TYPES.values())
+
+
+def shape_trusted(
+    interaction: str, resource_type: str, live: Mapping[str, Any] | None, new: dict[str, Any]
+) -> dict[str, Any]:
+    """What a trusted writer's plain create stores (only the WRITE_SHAPERS apply)."""
+    shaper = WRITE_SHAPERS.get(resource_type)
+    shaped = shaper(None, interaction, live, new) if shaper is not None else new
+    assert shaped is not None
+    return shaped
 
 
 def request_id(headers: Mapping[str, str]) -> str:
@@ -313,13 +344,16 @@ class Gate:
         Refused: 403, or 404 when the target is one the caller may not see at all."""
         what = f"{resource_type}/{(new or {}).get('id') or (old.id if old else '')}"
         self.start(interaction, resource_type)
-        if self._who is None:
-            return new
         live = None if old is None or old.deleted else orjson.loads(old.body)
+        shaper = WRITE_SHAPERS.get(resource_type)
+        if self._who is None:
+            return shaper(None, interaction, live, new) if shaper is not None else new
         if self.authority is not None:
             return _authorised(live, new)
         try:
             stored = writes.check_write(self._who, interaction, live, new, self.context(session))
+            if shaper is not None:  # after the write rules: a hidden target stays 404
+                stored = shaper(self._who, interaction, live, stored)
             for guard in WRITE_GUARDS:  # domain rules of the workflows (after the write rules,
                 guard(interaction, resource_type, live, stored)  # so a hidden target stays 404)
         except FhirError:
@@ -451,14 +485,28 @@ class Gate:
     def flush_into(self, session: Session) -> None:
         """Store the collected events (and Provenance) in the caller's open writer
         transaction, after the WRITE_HOOKS have seen this request's writes."""
-        written, self.written = self.written, []
-        for hook in list(WRITE_HOOKS.values()):
-            hook(session, written)
+        self.run_hooks(session)
         session.insert_many(self._written(session.indexer))
+
+    def run_hooks(self, session: Session) -> None:
+        """The WRITE_HOOKS over this request's writes so far, in `session`."""
+        self.take_hooks()(session)
+
+    def take_hooks(self) -> Callable[[Session], None]:
+        """The WRITE_HOOKS over this request's writes so far, to run later in a session (a
+        plain create runs them in its own transaction: Repository.insert_new's `hook`)."""
+        written, self.written = self.written, []
+        hooks = list(WRITE_HOOKS.values())
+
+        def run(session: Session) -> None:
+            for hook in hooks:
+                hook(session, written)
+
+        return run
 
     def prepared_events(self, indexer: Indexer) -> list[Prepared]:
         """The collected events (and Provenance) made ready to insert beside a plain create
-        (one commit)."""
+        (one commit); take the write hooks first (`take_hooks`): this forgets the writes."""
         return self._written(indexer)
 
 

@@ -78,6 +78,14 @@ def supported_profiles(resource_type: str) -> list[str]:
     )
 
 
+# Subscriptions Backport IG: the SubscriptionTopics this server supports (R4 has no
+# SubscriptionTopic resource; the topics are data in fhir_profiles/topics/).
+TOPIC_CANONICAL = (
+    "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
+    "capabilitystatement-subscriptiontopic-canonical"
+)
+
+
 def resource_capability(
     resource_type: str, operations: tuple[Operation, ...] = ()
 ) -> dict[str, Any]:
@@ -105,6 +113,11 @@ def resource_capability(
     ops = [capability_entry(op) for op in operations if resource_type in op.resource_types]
     if ops:
         entry["operation"] = ops
+    if resource_type == "Subscription":  # the topics a Subscription.criteria may name
+        entry["extension"] = [
+            {"url": TOPIC_CANONICAL, "valueCanonical": url}
+            for url in sorted(fhir_profiles.load_topics_data())
+        ]
     return entry
 
 

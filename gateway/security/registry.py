@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from gateway.fhir_api.context import ID_RE
 from gateway.security.scopes import Scope, ScopeError, parse_scope
@@ -66,6 +66,39 @@ class Hl7v2Link:
 
 
 @dataclass(frozen=True)
+class DeliveryLink:
+    """Where the gateway may push an organisation's subscription notifications (registration
+    "delivery"): a Subscription's channel.endpoint must lie under one of `endpoints` (same
+    scheme, host and port; the path at or below the registered path), so a token holder cannot
+    send a client's data anywhere else. `purpose` (v3-ActReason, default CAREMGT) is the purpose
+    of use each notification is disclosed under."""
+
+    endpoints: tuple[str, ...]
+    purpose: str = "CAREMGT"
+
+    def covers(self, url: str) -> bool:
+        """Whether `url` lies under one of the registered endpoints."""
+        return any(_under(url, registered) for registered in self.endpoints)
+
+
+def _under(url: str, registered: str) -> bool:
+    try:
+        got, base = urlsplit(url), urlsplit(registered)
+        same = (got.scheme, got.hostname, _port(got)) == (base.scheme, base.hostname, _port(base))
+    except ValueError:  # an unreadable port
+        return False
+    # A path boundary: /hooks covers /hooks and /hooks/x, never /hooks-evil nor /hooks/../x.
+    if {".", ".."} & set(unquote(got.path).split("/")):
+        return False
+    prefix = base.path.rstrip("/") + "/"
+    return same and (got.path == base.path or (got.path or "/").startswith(prefix))
+
+
+def _port(parts: SplitResult) -> int | None:
+    return parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+
+
+@dataclass(frozen=True)
 class Organisation:
     organization: str  # the FHIR Organization id of the calling organisation
     client_id: str
@@ -76,6 +109,7 @@ class Organisation:
     jwks_url: str | None = None
     jku: tuple[str, ...] = ()  # JWKS URLs an assertion may name in its `jku` header
     hl7v2: Hl7v2Link | None = None  # its record system's HL7 v2 link, if it has one
+    delivery: DeliveryLink | None = None  # where its subscription notifications may go
 
     def allowed_jku(self) -> tuple[str, ...]:
         return self.jku + ((self.jwks_url,) if self.jwks_url else ())
@@ -145,6 +179,7 @@ def registration(doc: dict[str, Any]) -> Organisation:
         jwks_url=_https(url) if url is not None else None,
         jku=tuple(_https(u) for u in doc.get("jku", [])),
         hl7v2=_hl7v2(doc["hl7v2"]) if doc.get("hl7v2") is not None else None,
+        delivery=_delivery(doc["delivery"]) if doc.get("delivery") is not None else None,
     )
 
 
@@ -182,6 +217,36 @@ def _hl7v2(section: dict[str, Any]) -> Hl7v2Link:
         purpose,
         networks,
     )
+
+
+def _delivery(section: dict[str, Any]) -> DeliveryLink:
+    if not isinstance(section, dict):
+        raise RegistrationError("delivery must be an object")
+    endpoints = section.get("endpoints")
+    if not (
+        isinstance(endpoints, list) and endpoints and all(isinstance(e, str) for e in endpoints)
+    ):
+        raise RegistrationError("delivery.endpoints must be a non-empty list of https URLs")
+    for i, endpoint in enumerate(endpoints):
+        _delivery_endpoint(endpoint, f"delivery.endpoints[{i}]")
+    purpose = section.get("purpose", "CAREMGT")
+    if not (isinstance(purpose, str) and purpose.isalnum()):
+        raise RegistrationError("delivery.purpose must be a v3-ActReason code such as CAREMGT")
+    return DeliveryLink(tuple(endpoints), purpose)
+
+
+def _delivery_endpoint(url: str, field: str) -> None:
+    try:
+        parts = urlsplit(url)
+        _port(parts)  # reads the port: ValueError when it is not a number
+    except ValueError:
+        raise RegistrationError(f"{field} is not a URL") from None
+    if not parts.hostname or parts.username is not None or parts.query or parts.fragment:
+        raise RegistrationError(f"{field} must be scheme://host[:port]/path, no user or query")
+    # TLS unless on the loopback interface, as for jwks_url; the gateway allows even those only
+    # in delivery test mode (gateway/delivery/subscription_spec.py).
+    if not (parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK)):
+        raise RegistrationError(f"{field} must be an https URL (http only on the loopback)")
 
 
 def _public(jwk: dict[str, Any]) -> dict[str, Any]:

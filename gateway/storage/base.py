@@ -125,11 +125,17 @@ class Repository(Protocol):
     def writer(self) -> AbstractContextManager[Session]: ...
 
     def insert_new(
-        self, prepared: Any, companions: Sequence[Any] = (), sync: bool = True
+        self,
+        prepared: Any,
+        companions: Sequence[Any] = (),
+        sync: bool = True,
+        hook: Callable[[Session], None] | None = None,
     ) -> StoredVersion:
         """Store a `sql.prepare_new` version as its own durable transaction (the plain create),
         with `companions` (its AuditEvent) in the same transaction. `sync=False`: committed so
-        that it survives the gateway process dying, without waiting for the disk (fsync)."""
+        that it survives the gateway process dying, without waiting for the disk (fsync).
+        `hook` runs in that transaction after the inserts (the write hooks: outbox rows); if it
+        raises, nothing of this create is stored."""
 
     def close(self) -> None: ...
 

@@ -115,12 +115,60 @@ _HL7V2 = [
 # before this migration have NULL: unknown, treated as the same message.
 _HL7V2_DIGEST = ["ALTER TABLE hl7v2_messages ADD COLUMN digest TEXT"]
 
+
+def _delivery(serial: str) -> list[str]:
+    """5: partner delivery (issue 6, gateway/delivery/). `subscriptions`: the delivery state of
+    each stored Subscription resource (its parsed spec, server-owned status, the last event
+    number given, the heartbeat clock), kept in step by the write hook in the same transaction.
+    `outbox`: everything we push, in one table: subscription notifications (channel rest-hook,
+    stream = subscription id, seq = event number, 0 for a handshake) and HL7 v2 messages (channel
+    mllp, stream = the record system's endpoint), written in the transaction of the change they
+    report. `pos` orders a stream: a subscription's rows are numbered under its row lock, so pos
+    order is commit order. The HL7 v2 outbox of migration 3 moves in here."""
+    return [
+        """CREATE TABLE subscriptions (
+            id TEXT PRIMARY KEY, organization TEXT NOT NULL, topic TEXT NOT NULL,
+            resource_type TEXT NOT NULL, spec TEXT NOT NULL, status TEXT NOT NULL,
+            events BIGINT NOT NULL DEFAULT 0, last_sent_us BIGINT, error TEXT)""",
+        "CREATE INDEX subscriptions_type ON subscriptions (resource_type)",
+        f"""CREATE TABLE outbox (
+            pos {serial}, id TEXT NOT NULL UNIQUE, channel TEXT NOT NULL, stream TEXT NOT NULL,
+            seq BIGINT NOT NULL, kind TEXT NOT NULL, focus TEXT, payload TEXT NOT NULL,
+            destination TEXT NOT NULL, created_us BIGINT NOT NULL, since_us BIGINT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0, next_us BIGINT NOT NULL, sent_us BIGINT,
+            dead_us BIGINT, last_error TEXT)""",
+        # What is still to send, in order per stream (partial: sent rows never slow a claim).
+        "CREATE INDEX outbox_pending ON outbox (stream, pos) "
+        "WHERE sent_us IS NULL AND dead_us IS NULL",
+        "CREATE INDEX outbox_seq ON outbox (stream, seq)",  # $events, the listing
+        "CREATE INDEX outbox_sent ON outbox (sent_us)",  # pruning delivered rows
+        # Parked RRIs (next_us far away) become dead letters (dead since they were made: when they
+        # were parked is not known); the rest keep their schedule.
+        """INSERT INTO outbox (id, channel, stream, seq, kind, focus, payload, destination,
+            created_us, since_us, attempts, next_us, sent_us, dead_us, last_error)
+            SELECT id, 'mllp', destination, 0, 'message', NULL, message, destination,
+            created_us, created_us, attempts, next_us, sent_us,
+            CASE WHEN sent_us IS NULL AND next_us >= 4611686018427387904 THEN created_us END,
+            last_error FROM hl7v2_outbox ORDER BY created_us, id""",
+        "DROP TABLE hl7v2_outbox",
+        # `inbox`: the notification events this gateway applied as a partner of an upstream
+        # (gateway/delivery/inbox.py), each in the transaction of its writes, so a repeat (the
+        # same number, or the same event id) is answered and changes nothing.
+        """CREATE TABLE inbox (
+            upstream TEXT NOT NULL, subscription TEXT NOT NULL, event_number BIGINT NOT NULL,
+            event_id TEXT, received_us BIGINT NOT NULL,
+            PRIMARY KEY (upstream, subscription, event_number))""",
+        "CREATE UNIQUE INDEX inbox_event ON inbox (upstream, event_id)",
+    ]
+
+
 MIGRATIONS: dict[str, list[list[str]]] = {
     "sqlite": [
         _v1("BLOB", "INTEGER PRIMARY KEY AUTOINCREMENT", ""),
         _AUTH_JTI,
         _HL7V2,
         _HL7V2_DIGEST,
+        _delivery("INTEGER PRIMARY KEY AUTOINCREMENT"),
     ],
     # PostgreSQL keeps the served bytes (body) and a JSONB copy for in-database queries.
     "postgres": [
@@ -128,5 +176,6 @@ MIGRATIONS: dict[str, list[list[str]]] = {
         _AUTH_JTI,
         _HL7V2,
         _HL7V2_DIGEST,
+        _delivery("BIGSERIAL PRIMARY KEY"),
     ],
 }

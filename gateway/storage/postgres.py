@@ -6,7 +6,7 @@ conditional creates cannot both win); readers run in ordinary READ COMMITTED tra
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import psycopg
@@ -74,13 +74,17 @@ class PostgresRepository:
         return self._tx(False)
 
     def insert_new(
-        self, prepared: Prepared, companions: Sequence[Prepared] = (), sync: bool = True
+        self,
+        prepared: Prepared,
+        companions: Sequence[Prepared] = (),
+        sync: bool = True,
+        hook: Callable[[SqlSession], None] | None = None,
     ) -> StoredVersion:
         """A create outside any transaction: one atomic statement in autocommit mode; with
         companions (its AuditEvent) one transaction for all of them. `sync=False` (read
         AuditEvents): synchronous_commit off for this transaction, so the commit does not wait
         for the WAL flush; it survives the gateway process dying, not a database server crash."""
-        if not companions and sync:
+        if not companions and sync and hook is None:
             with self._tx(False, consistent=False) as session:
                 return session.insert_new(prepared)
         with self._tx(False) as session:
@@ -89,6 +93,8 @@ class PostgresRepository:
             stored = session.insert_new(prepared)
             for companion in companions:
                 session.insert_new(companion)
+            if hook is not None:
+                hook(session)
             return stored
 
     def migrate(self) -> None:

@@ -14,7 +14,7 @@ import fcntl
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -35,14 +35,19 @@ def _busy() -> FhirError:
 
 
 class _PendingCreate:
-    __slots__ = ("companions", "done", "error", "prepared", "sync")
+    __slots__ = ("companions", "done", "error", "hook", "prepared", "sync")
 
     def __init__(
-        self, prepared: Prepared, companions: Sequence[Prepared] = (), sync: bool = True
+        self,
+        prepared: Prepared,
+        companions: Sequence[Prepared] = (),
+        sync: bool = True,
+        hook: Callable[[SqlSession], None] | None = None,
     ) -> None:
         self.prepared = prepared
         self.companions = companions  # stored with it or not at all (its AuditEvent)
         self.sync = sync  # fsync at COMMIT (else safe from a process crash, not a power cut)
+        self.hook = hook  # runs after the inserts, in the same savepoint (write hooks)
         self.done = False
         self.error: BaseException | None = None
 
@@ -51,7 +56,7 @@ def _insert_isolated(session: SqlSession, item: _PendingCreate) -> None:
     session.execute("SAVEPOINT one_create")
     try:
         _insert(session, item)
-    except sqlite3.Error as e:
+    except Exception as e:  # a storage error, or the item's hook refusing: only this create
         session.execute("ROLLBACK TO one_create")
         item.error = e
     session.execute("RELEASE one_create")
@@ -59,6 +64,8 @@ def _insert_isolated(session: SqlSession, item: _PendingCreate) -> None:
 
 def _insert(session: SqlSession, item: _PendingCreate) -> None:
     session.insert_many([item.prepared, *item.companions])
+    if item.hook is not None:
+        item.hook(session)
 
 
 class SqliteRepository:
@@ -139,7 +146,11 @@ class SqliteRepository:
                     fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
 
     def insert_new(
-        self, prepared: Prepared, companions: Sequence[Prepared] = (), sync: bool = True
+        self,
+        prepared: Prepared,
+        companions: Sequence[Prepared] = (),
+        sync: bool = True,
+        hook: Callable[[SqlSession], None] | None = None,
     ) -> StoredVersion:
         """A create outside any transaction, group-committed: whichever waiting writer gets the
         queue first stores every create queued so far in one transaction, one fsync, each in
@@ -149,7 +160,7 @@ class SqliteRepository:
         `sync=False` (read AuditEvents, see audit/recorder.py): committed to the WAL without an
         fsync (synchronous=NORMAL for that commit): it survives the gateway process dying the
         moment this returns, not a power cut. A group holding any `sync` item fsyncs."""
-        mine = _PendingCreate(prepared, companions, sync)
+        mine = _PendingCreate(prepared, companions, sync, hook)
         with self._pending_lock:
             self._pending.append(mine)
         with self._write_queue:

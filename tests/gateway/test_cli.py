@@ -1,4 +1,5 @@
-"""The `plan-gateway` command: validate, load (idempotent), and serve's arguments (not serving)."""
+"""The `plan-gateway` command: validate, load (idempotent), serve's arguments (not serving), and
+the outbox listing and re-sending."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 
 from gateway import cli
 from gateway.app import build_services
+from gateway.delivery import outbox
 from gateway.samples import SAMPLES_DIR
 from gateway.settings import Settings
 
@@ -299,3 +301,130 @@ def test_convert_refuses_a_pair_it_does_not_know() -> None:
     )
     assert result.exit_code == 1
     assert json.loads(result.stderr)["issue"][0]["details"]["text"] == "unsupported"
+
+
+# -- outbox -----------------------------------------------------------------------------------
+HOOK = "https://partner.example/hook?token=SECRET-IN-URL"  # never printed: may hold a secret
+RRI = "MSH|^~\\&|PLAN_GATEWAY|...\rPID|1||150390-902D||Testinen^Aino\r"  # personal data
+
+
+ROWS: list[tuple[str, str, str, int, dict[str, Any]]] = [
+    # id, channel, stream, queued (µs after t0), more; "error" queues it dead
+    ("hs", "rest-hook", "sub-1", 0, {"kind": "handshake"}),
+    ("ev1", "rest-hook", "sub-1", 0, {"seq": 1, "focus": "Task/t/_history/2", "error": "http-500"}),
+    ("rri1", "mllp", "mllp://rs:2576", 1, {"kind": "message", "payload": RRI}),
+    ("rri2", "mllp", "mllp://rs:2576", 2, {"kind": "message", "payload": RRI, "error": "nack-AE"}),
+]
+
+
+@pytest.fixture
+def queued(database_url: str) -> str:
+    """An outbox with a row in each state: a subscription's handshake sent, its event dead, an
+    RRI pending and an RRI dead on one record system's stream."""
+    svc = build_services(Settings(database_url=database_url))
+    t0 = 1_760_000_000_000_000  # 2025-10-09T08:53:20Z
+    try:
+        with svc.repo.writer() as session:
+            for id, channel, stream, at, more in ROWS:
+                where = HOOK if channel == "rest-hook" else stream
+                row = {"id": id, "channel": channel, "stream": stream, "destination": where}
+                outbox.add(session, **row, now=t0 + at, **more)
+            session.execute("UPDATE outbox SET sent_us = ?, attempts = 1 WHERE id = 'hs'", (t0,))
+    finally:
+        svc.repo.close()
+    return database_url
+
+
+def outbox_state(database_url: str) -> dict[str, tuple[str, int]]:
+    svc = build_services(Settings(database_url=database_url))
+    try:
+        with svc.repo.reader() as session:
+            return {r.id: (r.state, r.attempts) for r in outbox.listing(session)}
+    finally:
+        svc.repo.close()
+
+
+def test_outbox_list_prints_one_line_per_row_and_nothing_carried(queued: str) -> None:
+    result = invoke("outbox", "list", "--database", queued)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines == [
+        "hs  rest-hook  sub-1  0/handshake  sent  attempts=1  created=2025-10-09T08:53:20Z  "
+        "error=-",
+        "ev1  rest-hook  sub-1  1/event  dead  attempts=0  created=2025-10-09T08:53:20Z  "
+        "error=http-500",
+        "rri1  mllp  mllp://rs:2576  0/message  pending  attempts=0  "
+        "created=2025-10-09T08:53:20Z  error=-",
+        "rri2  mllp  mllp://rs:2576  0/message  dead  attempts=0  "
+        "created=2025-10-09T08:53:20Z  error=nack-AE",
+    ]
+    assert "4 row(s)" in result.stderr
+    for secret in ("SECRET", "Testinen", "150390", "MSH", "partner.example", "Task/t"):
+        assert secret not in result.output
+
+
+@pytest.mark.parametrize(
+    ("options", "ids"),
+    [
+        (["--state", "dead"], ["ev1", "rri2"]),
+        (["--state", "pending"], ["rri1"]),
+        (["--state", "sent"], ["hs"]),
+        (["--state", "all", "--stream", "mllp://rs:2576"], ["rri1", "rri2"]),
+        (["--state", "dead", "--stream", "sub-1"], ["ev1"]),
+        (["--limit", "2"], ["hs", "ev1"]),
+        (["--stream", "nobody"], []),
+    ],
+)
+def test_outbox_list_filters(queued: str, options: list[str], ids: list[str]) -> None:
+    result = invoke("outbox", "list", *options, "--database", queued)
+    assert result.exit_code == 0, result.output
+    assert [line.split()[0] for line in result.stdout.splitlines()] == ids
+
+
+def test_outbox_resend_by_id_puts_the_dead_letter_back(queued: str) -> None:
+    result = invoke("outbox", "resend", "--id", "rri2", "--database", queued)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "1 put back in the queue"
+    assert outbox_state(queued) == {
+        "hs": ("sent", 1),
+        "ev1": ("dead", 0),
+        "rri1": ("pending", 0),
+        "rri2": ("pending", 0),
+    }
+
+
+def test_outbox_resend_says_which_ids_were_not_dead_letters(queued: str) -> None:
+    result = invoke("outbox", "resend", "--id", "ev1", "--id", "rri1", "--database", queued)
+    assert result.exit_code == 0, result.output
+    assert "1 put back in the queue (1 of the ids not a dead letter)" in result.stdout
+    assert outbox_state(queued)["ev1"] == ("pending", 0)
+
+
+@pytest.mark.parametrize("ids", [["nobody"], ["rri1"], ["hs"]])  # unknown, pending, sent
+def test_outbox_resend_of_no_dead_letter_by_id_fails(queued: str, ids: list[str]) -> None:
+    args = [a for i in ids for a in ("--id", i)]
+    result = CliRunner().invoke(cli.main, ["outbox", "resend", *args, "--database", queued])
+    assert result.exit_code == 1
+    assert "no dead letter has the given id" in result.stderr
+    assert outbox_state(queued)["rri2"] == ("dead", 0)  # nothing else touched
+
+
+def test_outbox_resend_a_stream_or_every_dead_letter(queued: str) -> None:
+    result = invoke("outbox", "resend", "--stream", "sub-1", "--database", queued)
+    assert (result.exit_code, result.stdout.strip()) == (0, "1 put back in the queue")
+    assert outbox_state(queued)["ev1"] == ("pending", 0)
+    assert outbox_state(queued)["rri2"] == ("dead", 0)
+    result = invoke("outbox", "resend", "--all-dead", "--database", queued)
+    assert (result.exit_code, result.stdout.strip()) == (0, "1 put back in the queue")
+    assert {state for state, _ in outbox_state(queued).values()} == {"sent", "pending"}
+    result = invoke("outbox", "resend", "--all-dead", "--database", queued)
+    assert (result.exit_code, result.stdout.strip()) == (0, "0 put back in the queue")
+
+
+@pytest.mark.parametrize(
+    "options", [[], ["--id", "x", "--all-dead"], ["--stream", "s", "--all-dead"]]
+)
+def test_outbox_resend_takes_exactly_one_selection(queued: str, options: list[str]) -> None:
+    result = CliRunner().invoke(cli.main, ["outbox", "resend", *options, "--database", queued])
+    assert result.exit_code == 2
+    assert "exactly one of --id, --stream, --all-dead" in result.stderr

@@ -1,10 +1,12 @@
-"""Schema migrations are idempotent; SQLite runs in WAL mode with synchronous=FULL."""
+"""Schema migrations are idempotent; SQLite runs in WAL mode with synchronous=FULL; migrations
+that move data (4: the message digest, 5: the HL7 v2 outbox into the general outbox) keep it."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,4 +114,77 @@ def test_migration_4_adds_the_message_digest_and_keeps_logged_messages(
     finally:
         new.close()
     assert [tuple(r) for r in rows] == [("c1", "ACK", None)]
-    assert _migrations_done(url) == [1, 2, 3, 4]
+    assert _migrations_done(url) == list(range(1, len(full) + 1))
+
+
+PARKED = 2**62  # the next_us of a parked row in the HL7 v2 outbox (migration 3)
+OLD_ROWS = [
+    # id, destination, message, created_us, attempts, next_us, sent_us, last_error
+    ("pending", "mllp://a:1", "MSH|1", 10, 2, 5_000, None, "nack-AR"),
+    ("sent", "mllp://a:1", "MSH|2", 20, 1, 20, 30, None),
+    ("parked", "mllp://b:2", "MSH|3", 30, 1, PARKED, None, "nack-AE"),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_migration_5_moves_the_hl7v2_outbox_into_the_general_outbox(
+    backend: str, tmp_path: Path, worker_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database at migration 4 with RRIs queued: each becomes an mllp row of the general
+    outbox on its destination's stream, a pending one keeping its schedule, a sent one sent, a
+    parked one a dead letter with its error; the old table is gone."""
+    url = fresh_database(backend, tmp_path, "migrate5", worker_id)
+    full = MIGRATIONS[backend]
+    monkeypatch.setitem(MIGRATIONS, backend, full[:4])
+    old = open_repository(url, identifier_index)
+    with old.writer() as s:
+        for row in OLD_ROWS:
+            s.execute(
+                "INSERT INTO hl7v2_outbox (id, destination, message, created_us, attempts, "
+                "next_us, sent_us, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+    old.close()
+    monkeypatch.setitem(MIGRATIONS, backend, full)
+    new = open_repository(url, identifier_index)
+    try:
+        with new.reader() as s:
+            found = s.query(f"SELECT {', '.join(OUTBOX)} FROM outbox ORDER BY pos")
+            tables = _tables(s)
+    finally:
+        new.close()
+    pending, sent, parked = (dict(zip(OUTBOX, r, strict=True)) for r in found)
+    for row, (id, destination, message, created, attempts, *_) in zip(
+        (pending, sent, parked), OLD_ROWS, strict=True
+    ):
+        assert row["id"] == id
+        assert (row["channel"], row["kind"], row["seq"]) == ("mllp", "message", 0)
+        assert row["focus"] is None
+        assert row["stream"] == row["destination"] == destination
+        assert (row["payload"], row["attempts"]) == (message, attempts)
+        assert row["created_us"] == row["since_us"] == created  # the retry window as it was
+    assert _outcome(pending) == (5_000, None, None, "nack-AR")  # due on its old schedule
+    assert _outcome(sent) == (20, 30, None, None)
+    next_us, sent_us, dead_us, error = _outcome(parked)
+    assert (next_us, sent_us, error) == (PARKED, None, "nack-AE")
+    assert dead_us is not None  # a dead letter (listed, re-sendable), its error kept
+    assert "outbox" in tables and "hl7v2_outbox" not in tables
+    assert _migrations_done(url) == list(range(1, len(full) + 1))
+
+
+OUTBOX = (
+    *("id", "channel", "stream", "seq", "kind", "focus", "payload", "destination"),
+    *("created_us", "since_us", "attempts", "next_us", "sent_us", "dead_us", "last_error"),
+)
+
+
+def _outcome(row: dict[str, Any]) -> tuple:
+    return row["next_us"], row["sent_us"], row["dead_us"], row["last_error"]
+
+
+def _tables(session: Any) -> set[str]:
+    if session.dialect == "sqlite":
+        rows = session.query("SELECT name FROM sqlite_master WHERE type = 'table'")
+    else:
+        rows = session.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    return {str(r[0]) for r in rows}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.consent.enforcement import Gate
+from gateway.consent.enforcement import Gate, shape_trusted, watched
 from gateway.fhir_api.context import FhirRequest, FhirResponse, Services, version_headers
 from gateway.fhir_api.interactions.conditional import single_match
 from gateway.storage.base import Session
@@ -63,15 +63,20 @@ def create(svc: Services, req: FhirRequest) -> FhirResponse:
             return resp
     # Body and index rows are built before the write transaction opens: writers queue on it.
     fresh = new_id()
-    if not gate.is_trusted:
+    what = f"{req.resource_type}/{fresh}"
+    if gate.is_trusted:
+        resource = shape_trusted("create", req.resource_type, None, {**resource, "id": fresh})
+    else:
         with svc.repo.reader(consistent=False) as session:  # no snapshot: the writes decide
             checked = gate.check_write(
                 session, "create", req.resource_type, None, {**resource, "id": fresh}
             )
         assert checked is not None
         resource = checked
-        gate.note_write("create", f"{req.resource_type}/{fresh}", resource, version=1)
+    gate.note_write("create", what, resource, version=1)
     prepared = prepare_new(req.resource_type, fresh, resource, svc.repo.indexer)
-    # The resource and its AuditEvent commit together (one group-committed transaction).
-    sv = svc.repo.insert_new(prepared, gate.prepared_events(svc.repo.indexer))
+    # The resource, its AuditEvent and what the write hooks add for it (a type they watch:
+    # delivery's outbox rows) commit together (one group-committed transaction).
+    hook = gate.take_hooks() if watched(req.resource_type) else None
+    sv = svc.repo.insert_new(prepared, gate.prepared_events(svc.repo.indexer), hook=hook)
     return FhirResponse(201, sv.body, version_headers(req.base, sv))

@@ -1,0 +1,167 @@
+"""Subscription events, made in the transaction of the change they report: every written Task,
+CarePlan and CareTeam is matched against the subscriptions of its type (topic trigger and the
+subscription's filters); each match the subscriber may see now (consent, decided as the
+subscribing organisation) gets the subscription's next event number and an outbox row.
+
+Numbering takes the subscription row's lock (UPDATE … SET events = events + 1), so two
+transactions reporting to one subscription number in commit order and the relay sends them in
+that order: a subscriber sees 1, 2, 3 … with no gaps unless consent withholds one at sending.
+
+Never decides as anyone but the subscriber, and never puts content in the outbox: the
+notification is built when it is sent, through the gate again (notifications.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from gateway.consent import hooks
+from gateway.consent.context import ConsentContext
+from gateway.consent.enforcement import PURPOSE_SYSTEM, RepoLoader, Written
+from gateway.consent.model import Caller as ConsentCaller
+from gateway.delivery import outbox
+from gateway.delivery.subscription_spec import SubscriptionSpec
+from gateway.delivery.topics import Topic, load_topics
+from gateway.storage.base import Session
+
+_INTERACTION = {"create": "create", "update": "update", "patch": "update", "delete": "delete"}
+
+
+def topic_types() -> frozenset[str]:
+    return frozenset(t.resource_type for t in load_topics().values())
+
+
+@lru_cache(maxsize=4096)
+def _spec(text: str) -> SubscriptionSpec:
+    return SubscriptionSpec.from_json(text)
+
+
+def subscriber(organization: str, spec: SubscriptionSpec) -> ConsentCaller | None:
+    """The subscribing organisation as the consent rules see it (None: no gate, see
+    subscriptions.organization_of)."""
+    if not organization:
+        return None
+    purpose = (PURPOSE_SYSTEM, spec.purpose) if spec.purpose else None
+    return ConsentCaller(organization, None, purpose)
+
+
+def enqueue(session: Session, written: Sequence[Written], now: int) -> int:
+    """Queue the events of this transaction's writes. Returns how many."""
+    types = topic_types()
+    relevant = [w for w in written if w.what.split("/", 1)[0] in types and w.resource]
+    if not relevant:
+        return 0
+    wanted = sorted({w.what.split("/", 1)[0] for w in relevant})
+    marks = ", ".join("?" for _ in wanted)
+    subs = session.query(
+        "SELECT id, organization, topic, spec FROM subscriptions "
+        f"WHERE resource_type IN ({marks}) AND status <> 'off' ORDER BY id",
+        wanted,
+    )
+    if not subs:
+        return 0
+    topics = load_topics()
+    context = ConsentContext(RepoLoader(session), datetime.now(UTC))
+    expand = _RoleOrganizations(session)
+    matched: list[tuple[str, SubscriptionSpec, Written]] = []
+    for write in relevant:
+        resource_type = write.what.split("/", 1)[0]
+        previous = _Previous(session, write)
+        for sub_id, organization, topic_url, text in subs:
+            spec = _spec(str(text))
+            topic = topics.get(str(topic_url))
+            if topic is None or topic.resource_type != resource_type:
+                continue
+            if not _matches(topic, write, previous, spec, expand):
+                continue
+            who = subscriber(str(organization), spec)
+            assert write.resource is not None
+            if who is not None and not hooks.can_see(who, write.resource, context).allowed:
+                continue  # never numbered: the subscriber does not learn it happened
+            matched.append((str(sub_id), spec, write))
+    # Numbered in subscription order (stable: each subscription's writes keep their order), so
+    # two transactions lock subscription rows in the same order and never deadlock.
+    matched.sort(key=lambda m: m[0])
+    for sub_id, spec, write in matched:
+        _number(session, sub_id, spec, write, now)
+    return len(matched)
+
+
+def _matches(
+    topic: Topic,
+    write: Written,
+    previous: _Previous,
+    spec: SubscriptionSpec,
+    expand: _RoleOrganizations,
+) -> bool:
+    interaction = _INTERACTION.get(write.interaction, write.interaction)
+    before = previous.get() if topic.status_change else None
+    assert write.resource is not None
+    return topic.matches(interaction, write.resource, before, spec.filters, expand)
+
+
+class _RoleOrganizations:
+    """PractitionerRole/x -> {Organization/y} (its organization), read once per transaction:
+    a Task's owner or requester is often a professional's role, and the organisation
+    subscribes for all of its roles."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.known: dict[str, str | None] = {}
+
+    def __call__(self, refs: set[str]) -> set[str]:
+        out = set()
+        for ref in refs:
+            if not ref.startswith("PractitionerRole/"):
+                continue
+            if ref not in self.known:
+                sv = self.session.current("PractitionerRole", ref.split("/", 1)[1])
+                body = orjson.loads(sv.body) if sv is not None and not sv.deleted else {}
+                org = (body.get("organization") or {}).get("reference")
+                self.known[ref] = org if isinstance(org, str) else None
+            if self.known[ref]:
+                out.add(str(self.known[ref]))
+        return out
+
+
+def _number(
+    session: Session, sub_id: str, spec: SubscriptionSpec, write: Written, now: int
+) -> None:
+    session.execute("UPDATE subscriptions SET events = events + 1 WHERE id = ?", (sub_id,))
+    number = int(session.query("SELECT events FROM subscriptions WHERE id = ?", (sub_id,))[0][0])
+    outbox.add(
+        session,
+        id=str(uuid.uuid4()),
+        channel=outbox.REST_HOOK,
+        stream=sub_id,
+        seq=number,
+        kind="event",
+        focus=f"{write.what}/_history/{write.version or 1}",
+        destination=spec.endpoint,
+        now=now,
+    )
+
+
+class _Previous:
+    """The version before a write, read once and only when a status-change topic asks."""
+
+    def __init__(self, session: Session, write: Written) -> None:
+        self.session, self.write = session, write
+        self._done, self._value = False, None
+
+    def get(self) -> Mapping[str, Any] | None:
+        if not self._done:
+            self._done = True
+            version = self.write.version or 0
+            if self.write.interaction != "create" and version > 1:
+                resource_type, id = self.write.what.split("/", 1)
+                before = self.session.version(resource_type, id, version - 1)
+                if before is not None and not before.deleted:
+                    self._value = orjson.loads(before.body)
+        return self._value

@@ -1,0 +1,353 @@
+"""The transactional outbox (table `outbox`, migration 5): one queue for everything the gateway
+pushes, subscription notifications to partners (channel rest-hook) and HL7 v2 messages to
+record systems (channel mllp).
+
+Rows are written by `add` inside the transaction of the change they report, so they commit with
+it or not at all. A relay takes them with `claim`: per stream (a subscription, or a record
+system's endpoint) only the oldest unsent row and those after it, never two batches of one
+stream at once, so a stream is delivered in order. On PostgreSQL the stream heads are taken
+FOR UPDATE SKIP LOCKED, so several gateway processes never send one row twice at once; on
+SQLite the single writer serialises claims. A claimed row is leased (next_us past the sends'
+timeout): a relay that dies mid-send leaves it due again when the lease ends, so delivery is
+at-least-once; receivers de-duplicate by the row's stable id (the event id) and event number.
+
+This module never reads or logs what a row carries.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from gateway.storage.base import Repository, Session
+
+NEVER = 2**62  # next_us of a row nobody should take (a dead letter's, kept for the listing)
+REST_HOOK, MLLP = "rest-hook", "mllp"
+
+
+@dataclass(frozen=True)
+class Row:
+    pos: int
+    id: str
+    channel: str
+    stream: str
+    seq: int
+    kind: str  # "event", "handshake" (rest-hook) or "message" (mllp)
+    focus: str | None  # "Task/x/_history/3" for an event
+    payload: str  # the HL7 v2 message (mllp); "" for rest-hook rows (built when sent)
+    destination: str
+    created_us: int
+    since_us: int  # start of the retry window (created, or re-sent)
+    attempts: int  # including the claim that returned it
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Rows of one stream to send together (oldest first)."""
+
+    stream: str
+    channel: str
+    rows: tuple[Row, ...]
+
+
+def add(
+    session: Session,
+    *,
+    id: str,
+    channel: str,
+    stream: str,
+    destination: str,
+    now: int,
+    seq: int = 0,
+    kind: str = "event",
+    focus: str | None = None,
+    payload: str = "",
+    next_us: int | None = None,
+    error: str | None = None,
+) -> None:
+    """Queue one row in the caller's open transaction; a row with this id already queued stays
+    as it is (ids are derived from what the row reports, so a replay queues nothing new)."""
+    session.execute(
+        "INSERT INTO outbox (id, channel, stream, seq, kind, focus, payload, destination, "
+        "created_us, since_us, attempts, next_us, dead_us, last_error) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        (
+            id,
+            channel,
+            stream,
+            seq,
+            kind,
+            focus,
+            payload,
+            destination,
+            now,
+            now,
+            now if next_us is None else next_us,
+            now if error is not None else None,  # queued already dead (a message not built)
+            error,
+        ),
+    )
+
+
+def move_behind(session: Session, stream: str, first: str) -> None:
+    """Put the stream's waiting rows behind its row `first` (same ids, numbers and retry state),
+    so that `first` goes next; waiting handshakes are dropped (`first`, a new one, supersedes
+    them). A re-subscribed channel hears nothing before its new handshake."""
+    pending = "stream = ? AND sent_us IS NULL AND dead_us IS NULL AND id <> ?"
+    waiting = session.query(
+        "SELECT id, channel, seq, kind, focus, payload, destination, created_us, since_us, "
+        f"attempts, next_us, last_error FROM outbox WHERE {pending} ORDER BY pos",
+        (stream, first),
+    )
+    if not waiting:
+        return
+    session.execute(f"DELETE FROM outbox WHERE {pending}", (stream, first))
+    for id, channel, seq, kind, *rest in waiting:
+        if kind != "handshake":
+            session.execute(
+                "INSERT INTO outbox (id, channel, stream, seq, kind, focus, payload, "
+                "destination, created_us, since_us, attempts, next_us, last_error) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (id, channel, stream, seq, kind, *rest),
+            )
+
+
+_COLUMNS = (
+    "pos, id, channel, stream, seq, kind, focus, payload, destination, created_us, since_us, "
+    "attempts"
+)
+# The head of each stream (no earlier row still to send) that is due; of a rest-hook stream,
+# its handshake unless the subscription is off, and its events only while it is active (a
+# handshake that was never answered, dead or not, holds the events back).
+_HEADS = (
+    "SELECT o.pos, o.stream, o.channel FROM outbox o "
+    "WHERE o.sent_us IS NULL AND o.dead_us IS NULL AND o.next_us <= ? "
+    "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.stream = o.stream AND p.sent_us IS NULL "
+    "AND p.dead_us IS NULL AND p.pos < o.pos) "
+    "AND (o.channel <> 'rest-hook' OR EXISTS (SELECT 1 FROM subscriptions s "
+    "WHERE s.id = o.stream AND (s.status = 'active' OR (o.kind = 'handshake' "
+    "AND s.status <> 'off')))) "
+    "ORDER BY o.pos LIMIT ?"
+)
+
+
+def claim(
+    repo: Repository,
+    now: int,
+    *,
+    lease_us: int,
+    streams: int = 64,
+    batch_size: Callable[[Session, str], int] | None = None,
+) -> list[Batch]:
+    """Lease the due work of up to `streams` streams: each stream's head and the rows after it,
+    up to `batch_size(session, stream)` (default 1; a handshake goes alone). Every leased row
+    gets attempts + 1."""
+    # Idle rounds take no write lock: nor do rounds where rows are due only behind a head that
+    # waits (a partner down, in backoff) or in an off subscription's stream.
+    with repo.reader(consistent=False) as session:
+        if not session.query(_HEADS, (now, 1)):
+            return []
+    batches: list[Batch] = []
+    with repo.writer() as session:
+        lock = " FOR UPDATE OF o SKIP LOCKED" if session.dialect == "postgres" else ""
+        heads = session.query(_HEADS + lock, (now, streams))
+        for _pos, stream, channel in heads:
+            limit = 1
+            if channel == REST_HOOK and batch_size is not None:
+                limit = max(1, batch_size(session, str(stream)))
+            rows = session.query(
+                f"SELECT {_COLUMNS} FROM outbox WHERE stream = ? AND sent_us IS NULL "
+                "AND dead_us IS NULL ORDER BY pos LIMIT ?",
+                (stream, limit),
+            )
+            leased = [_row(r) for r in rows]
+            # a handshake goes alone, and nothing goes with a handshake after it
+            cut = next((i for i, r in enumerate(leased) if r.kind == "handshake" and i), None)
+            leased = leased[:1] if leased and leased[0].kind == "handshake" else leased[:cut]
+            _lease(session, [r.pos for r in leased], now + lease_us)
+            batches.append(Batch(str(stream), str(channel), tuple(leased)))
+    return batches
+
+
+def _lease(session: Session, positions: Sequence[int], until: int) -> None:
+    if positions:
+        marks = ", ".join("?" for _ in positions)
+        session.execute(
+            f"UPDATE outbox SET attempts = attempts + 1, next_us = ? WHERE pos IN ({marks})",
+            (until, *positions),
+        )
+
+
+def _row(r: tuple) -> Row:
+    return Row(
+        int(r[0]),
+        str(r[1]),
+        str(r[2]),
+        str(r[3]),
+        int(r[4]),
+        str(r[5]),
+        r[6],
+        str(r[7]),
+        str(r[8]),
+        int(r[9]),
+        int(r[10]),
+        int(r[11]) + 1,
+    )
+
+
+# -- outcomes (the relay records a round's outcomes in one transaction) ---------------------------
+def mark_sent(session: Session, rows: Sequence[Row], now: int) -> None:
+    for row in rows:
+        session.execute(
+            "UPDATE outbox SET sent_us = ?, last_error = NULL WHERE pos = ?", (now, row.pos)
+        )
+
+
+def mark_withheld(session: Session, row: Row, now: int, reason: str) -> None:
+    """Done without being sent (the receiver may no longer see it): kept as sent, with why."""
+    session.execute(
+        "UPDATE outbox SET sent_us = ?, last_error = ? WHERE pos = ?", (now, reason, row.pos)
+    )
+
+
+def mark_dead(session: Session, row: Row, now: int, error: str) -> None:
+    """A dead letter: out of its stream's order for good (the rows after it go on), listed and
+    re-sendable (`resend`)."""
+    session.execute(
+        "UPDATE outbox SET dead_us = ?, next_us = ?, last_error = ? WHERE pos = ?",
+        (now, NEVER, error[:200], row.pos),
+    )
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with jitter: base * 2^(attempt-1), at most `cap`, spread by ±jitter
+    so that many rows failing together (a partner restarting) do not come back together.
+    A row failing for longer than `give_up` seconds since its retry window began is dead."""
+
+    base: float = 2.0
+    cap: float = 600.0
+    jitter: float = 0.2
+    give_up: float = 72 * 3600.0
+
+    def delay_us(self, attempts: int) -> int:
+        delay = min(self.cap, self.base * 2 ** min(max(attempts - 1, 0), 40))
+        spread = 1.0 + self.jitter * (2.0 * random.random() - 1.0)
+        return int(delay * spread * 1_000_000)
+
+    def expired(self, row: Row, now: int) -> bool:
+        return now - row.since_us > self.give_up * 1_000_000
+
+
+def mark_failed(session: Session, row: Row, now: int, error: str, backoff: Backoff) -> bool:
+    """Record a failed try: due again after the backoff, or dead once the retry window is over.
+    Returns whether the row is now dead."""
+    if backoff.expired(row, now):
+        mark_dead(session, row, now, f"gave-up-{error}")
+        return True
+    session.execute(
+        "UPDATE outbox SET next_us = ?, last_error = ? WHERE pos = ?",
+        (now + backoff.delay_us(row.attempts), error[:200], row.pos),
+    )
+    return False
+
+
+# -- the operator's view: listing and re-sending ---------------------------------------------
+@dataclass(frozen=True)
+class Listed:
+    id: str
+    channel: str
+    stream: str
+    seq: int
+    kind: str
+    focus: str | None
+    destination: str
+    created_us: int
+    attempts: int
+    next_us: int
+    sent_us: int | None
+    dead_us: int | None
+    last_error: str | None
+
+    @property
+    def state(self) -> str:
+        if self.dead_us is not None:
+            return "dead"
+        if self.sent_us is not None:
+            return "withheld" if self.last_error else "sent"
+        return "pending"
+
+
+def listing(
+    session: Session,
+    *,
+    state: str | None = None,
+    stream: str | None = None,
+    limit: int = 1000,
+) -> list[Listed]:
+    """Rows in queue order, filtered by state ("pending", "dead", "sent") and stream."""
+    where, params = [], []
+    if state == "dead":
+        where.append("dead_us IS NOT NULL")
+    elif state == "pending":
+        where.append("sent_us IS NULL AND dead_us IS NULL")
+    elif state == "sent":
+        where.append("sent_us IS NOT NULL")
+    if stream is not None:
+        where.append("stream = ?")
+        params.append(stream)
+    clause = f"WHERE {' AND '.join(where)} " if where else ""
+    rows = session.query(
+        "SELECT id, channel, stream, seq, kind, focus, destination, created_us, attempts, "
+        f"next_us, sent_us, dead_us, last_error FROM outbox {clause}ORDER BY pos LIMIT ?",
+        (*params, limit),
+    )
+    return [Listed(*r) for r in rows]
+
+
+def counts(session: Session, stream: str) -> dict[str, int]:
+    """How many rows of `stream` are pending and dead."""
+    rows = session.query(
+        "SELECT SUM(CASE WHEN sent_us IS NULL AND dead_us IS NULL THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN dead_us IS NOT NULL THEN 1 ELSE 0 END) FROM outbox WHERE stream = ?",
+        (stream,),
+    )
+    pending, dead = rows[0] if rows else (0, 0)
+    return {"pending": int(pending or 0), "dead": int(dead or 0)}
+
+
+def resend(
+    session: Session,
+    now: int,
+    *,
+    ids: Sequence[str] = (),
+    stream: str | None = None,
+    all_dead: bool = False,
+) -> int:
+    """Put dead letters back in the queue with a new retry window (`ids`, or every dead row of
+    `stream`, or every dead row). Returns how many. A re-sent row takes its old place in its
+    stream's order: receivers see its event number again and de-duplicate."""
+    where, params = ["dead_us IS NOT NULL"], []
+    if ids:
+        where.append(f"id IN ({', '.join('?' for _ in ids)})")
+        params.extend(ids)
+    elif stream is not None:
+        where.append("stream = ?")
+        params.append(stream)
+    elif not all_dead:
+        return 0
+    clause = " AND ".join(where)
+    found = session.query(f"SELECT COUNT(*) FROM outbox WHERE {clause}", params)
+    session.execute(
+        "UPDATE outbox SET dead_us = NULL, attempts = 0, next_us = ?, since_us = ?, "
+        f"last_error = NULL WHERE {clause}",
+        (now, now, *params),
+    )
+    return int(found[0][0])
+
+
+def prune(session: Session, before_us: int) -> None:
+    """Forget rows delivered (or withheld) before `before_us`: `$events` answers from what is
+    kept."""
+    session.execute("DELETE FROM outbox WHERE sent_us IS NOT NULL AND sent_us < ?", (before_us,))

@@ -1,0 +1,566 @@
+"""The relay: sends what the outbox holds, in order per stream, at least once.
+
+One daemon thread per gateway process runs an asyncio loop. A round claims the due work
+(outbox.claim: each stream's head and the rows after it, leased), builds its messages through
+the disclosure gate (notifications.disclose, as the subscriber, now), sends every stream at once
+(rest-hook over HTTP with the partner client, HL7 v2 over MLLP, changes to an upstream's FHIR
+API), then records every outcome in one transaction: sent (with its PrivacyDisclosure
+AuditEvent), withheld (with its deny), retried after exponential backoff with jitter, or dead
+after `Backoff.give_up` (72 h). Database work runs in worker threads, so a slow partner never
+holds the loop up. Several gateway processes may each run a relay: claims never hand one row to
+two of them at once, and every send ends before its lease does (`lease`, settings
+delivery_lease_s), so a row whose lease ran out is never in flight twice.
+
+A subscription's stream may carry several notifications (each up to its max-count events, at
+most `burst`) in one round, one after another: the next only once the partner took the one
+before, and only while the round's sending is young (`round_budget`), so one slow partner does
+not hold the others' next round up. A failure stops the stream for the round; what it did not
+send is due again at once, in order behind it. A round's outcomes are a few statements (IN
+lists), its AuditEvents built before the write lock is taken.
+
+It also sends heartbeats to idle active subscriptions that asked for them, and forgets rows
+delivered longer ago than `keep` seconds. Nothing here logs content, addresses or headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from adapters.hl7v2.client import DeliveryError, Reply
+from adapters.hl7v2.client import send as mllp_send
+from adapters.hl7v2.errors import Hl7Error
+from adapters.hl7v2.parse import validate_outbound
+from adapters.partner_fhir.client import PartnerClient, PushResult
+from gateway.audit import builders
+from gateway.audit.context import AuditContext
+from gateway.audit.recorder import prepare as prepare_event
+from gateway.consent.context import ConsentContext
+from gateway.consent.enforcement import RepoLoader
+from gateway.delivery import notifications, outbox, subscriptions
+from gateway.delivery.events import subscriber
+from gateway.delivery.outbox import Backoff, Batch, Row
+from gateway.delivery.subscription_spec import SubscriptionSpec, check_endpoint
+from gateway.errors import FhirError
+from gateway.fhir_api.context import Services
+from gateway.storage.base import Session
+
+log = logging.getLogger(__name__)
+DEFAULT_BASE = "http://localhost/fhir"
+FHIR = "fhir"  # the channel of changes told back to an upstream (mirror.py, upstream_send.py)
+UNSENT = "unsent"  # a send's result before it is tried
+MllpSender = Callable[[str, str, float], Reply]
+IN_LIST = 500  # positions per UPDATE … WHERE pos IN (…)
+LEASE_SLACK = 0.5  # seconds: every send ends this long before its lease (clocks, the commit)
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+@lru_cache(maxsize=4096)
+def _spec(text: str) -> SubscriptionSpec:
+    """A stored spec, parsed once per distinct text (the relay reads it every round)."""
+    return SubscriptionSpec.from_json(text)
+
+
+@dataclass
+class _Send:
+    """One message made ready: what to send where, and what to record after."""
+
+    rows: list[Row]  # the claimed rows it stands for (told, withheld, or failed together)
+    url: str = ""
+    body: bytes = b""
+    headers: tuple[str, ...] = ()
+    timeout: float = 10.0
+    told: list[Row] = field(default_factory=list)  # the rows this message carries
+    audit: list[dict[str, Any]] = field(default_factory=list)  # disclosures, stored on success
+    denials: list[dict[str, Any]] = field(default_factory=list)  # withheld, stored when tried
+    withheld: list[Row] = field(default_factory=list)
+    error: str | None = None  # known before sending: the message fails with this
+    dead: str | None = None  # known before sending: the rows are dead letters
+    handshake: bool = False
+    result: str | None = UNSENT  # None = delivered; else the error code
+
+
+@dataclass
+class _Stream:
+    """One claimed stream's messages, to be sent in order."""
+
+    batch: Batch
+    sends: list[_Send] = field(default_factory=list)
+
+
+@dataclass
+class _Outcome:
+    """What a round records, gathered before its transaction so that each kind of change is
+    one statement (the rare dead and failed rows aside)."""
+
+    sent: list[int] = field(default_factory=list)
+    withheld: list[int] = field(default_factory=list)
+    released: list[int] = field(default_factory=list)  # claimed, not tried: due again now
+    streams: list[str] = field(default_factory=list)  # subscriptions that heard from us
+    events: list[dict[str, Any]] = field(default_factory=list)  # AuditEvents
+    dead: list[tuple[Row, str]] = field(default_factory=list)
+    failed: list[tuple[Row, str]] = field(default_factory=list)
+    statuses: list[tuple[str, str, str | None]] = field(default_factory=list)  # handshakes
+
+
+class Relay:
+    """`run_once()` is one round (tests call it); `start()` runs rounds in a daemon thread until
+    `stop()`."""
+
+    def __init__(
+        self,
+        svc: Services,
+        *,
+        interval: float = 0.25,
+        backoff: Backoff | None = None,
+        streams: int = 64,
+        mllp_timeout: float = 10.0,
+        mllp_sender: MllpSender = mllp_send,
+        keep: float = 7 * 24 * 3600.0,
+        client_factory: Callable[[], PartnerClient] = PartnerClient,
+        lease: float | None = None,
+        burst: int = 16,
+        round_budget: float = 0.5,
+    ) -> None:
+        self.svc = svc
+        self.interval, self.streams = interval, streams
+        self.backoff = backoff or Backoff()
+        self.mllp_timeout, self.mllp_sender = mllp_timeout, mllp_sender
+        self.keep = keep
+        self.client_factory = client_factory
+        # seconds a claim holds its rows (settings.delivery_lease_s); every send ends before it
+        self.lease = float(lease or getattr(svc.settings, "delivery_lease_s", 121.0))
+        # per stream and round: at most this many notifications, the next only while the round
+        # has been sending for less than `round_budget` seconds (the first always goes)
+        self.burst, self.round_budget = burst, round_budget
+        self.base = svc.settings.base_url or DEFAULT_BASE
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pool = ThreadPoolExecutor(4, thread_name_prefix="relay-db")
+        self._pruned = 0.0
+        self._tokens: Any = None  # upstream_send.TokenCache, made on the first upstream row
+
+    # -- running ---------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._main, name="delivery-relay", daemon=True)
+            self._thread.start()
+
+    def stop(self, wait: float = 70.0) -> None:
+        """Stop after the round in flight (a delivered message is recorded as sent rather than
+        sent again by the next start)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(wait)
+            self._thread = None
+
+    def _main(self) -> None:
+        asyncio.run(self._loop())
+
+    async def _loop(self) -> None:
+        beat = 0.0
+        async with self.client_factory() as client:
+            while not self._stop.is_set():
+                try:
+                    busy = await self._round(client) > 0
+                    if time.monotonic() - beat >= 1.0:
+                        beat = time.monotonic()
+                        await self.heartbeats(client)
+                except Exception as exc:  # the database away: try again next round, never die
+                    log.warning("delivery relay round failed (%s)", type(exc).__name__)
+                    busy = False
+                if not busy:
+                    await asyncio.sleep(self.interval)
+
+    def run_once(self) -> int:
+        """One round from outside the relay thread (tests, the CLI)."""
+
+        async def once() -> int:
+            async with self.client_factory() as client:
+                return await self._round(client)
+
+        return asyncio.run(once())
+
+    async def _round(self, client: PartnerClient) -> int:
+        """Claim, prepare, send, record, all streams together; returns how many streams were
+        claimed."""
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()  # before the claim: the lease runs from no later than this
+        if started - self._pruned > 60.0:
+            self._pruned = started
+            await loop.run_in_executor(self._pool, self._housekeeping, now_us())
+        batches = await loop.run_in_executor(self._pool, self._claim, now_us())
+        if not batches:
+            return 0
+        plans = await loop.run_in_executor(self._pool, self._prepare, batches)
+        lease_end = started + self.lease - LEASE_SLACK
+        budget_end = time.monotonic() + self.round_budget  # the round ends with its last send
+        await asyncio.gather(*(self._send_stream(client, p, lease_end, budget_end) for p in plans))
+        await loop.run_in_executor(self._pool, self._record, plans)
+        return len(batches)
+
+    # -- claiming and preparing (worker threads) --------------------------------------------
+    def _claim(self, now: int) -> list[Batch]:
+        return outbox.claim(
+            self.svc.repo,
+            now,
+            lease_us=int(self.lease * 1_000_000),
+            streams=self.streams,
+            batch_size=self._rows_per_stream,
+        )
+
+    def _rows_per_stream(self, session: Session, stream: str) -> int:
+        """Rows to claim of a subscription's stream: a round's notifications' worth."""
+        rows = session.query("SELECT spec FROM subscriptions WHERE id = ?", (stream,))
+        size = _spec(str(rows[0][0])).max_count if rows else 1
+        return min(size * self.burst, max(size, 256))
+
+    def _prepare(self, batches: Sequence[Batch]) -> list[_Stream]:
+        plans = [_Stream(b) for b in batches]
+        with self.svc.repo.reader() as session:
+            context = ConsentContext(RepoLoader(session), datetime.now(UTC))
+            for plan in plans:
+                try:
+                    self._prepare_stream(session, context, plan)
+                except Exception as exc:  # a bug with one stream's rows: the others still go
+                    log.warning("delivery relay could not prepare (%s)", type(exc).__name__)
+                    head = list(plan.batch.rows[:1])
+                    plan.sends = [_Send(head, told=head, error="internal-error")]
+        return plans
+
+    def _prepare_stream(self, session: Session, context: ConsentContext, plan: _Stream) -> None:
+        rows = list(plan.batch.rows)
+        if plan.batch.channel == outbox.REST_HOOK:
+            self._prepare_rest_hook(session, context, plan)
+        elif plan.batch.channel == outbox.MLLP:
+            plan.sends = [self._prepare_mllp(row) for row in rows]
+        else:  # an upstream's FHIR API (or a channel this relay does not know: retried, then dead)
+            plan.sends = [_Send([row], told=[row], timeout=30.0) for row in rows]
+            if plan.batch.channel != FHIR:
+                plan.sends = [_Send(rows, told=rows, error="unknown-channel")]
+
+    def _prepare_mllp(self, row: Row) -> _Send:
+        send = _Send([row], url=row.destination, body=row.payload.encode(), told=[row])
+        send.timeout = self.mllp_timeout
+        send.dead = _invalid(row.payload)
+        return send
+
+    def _prepare_rest_hook(self, session: Session, context: ConsentContext, plan: _Stream) -> None:
+        sub_id, rows = plan.batch.stream, list(plan.batch.rows)
+        found = session.query(
+            "SELECT organization, spec, status, events FROM subscriptions WHERE id = ?", (sub_id,)
+        )
+        if not found:
+            plan.sends = [_Send(rows, told=rows, dead="subscription-gone")]
+            return
+        organization, text, status, events = str(found[0][0]), found[0][1], found[0][2], found[0][3]
+        spec = _spec(str(text))
+        org = self._organisation(organization)
+        if not endpoint_allowed(spec.endpoint, org, self.svc.settings.delivery_test_mode):
+            # the registration changed: the head waits (then dead), the rest behind it
+            plan.sends = [_Send(rows[:1], told=rows[:1], error="endpoint-unregistered")]
+            return
+        kind = "handshake" if rows[0].kind == "handshake" else "event-notification"
+        chunks = [rows[:1]] if kind == "handshake" else _chunks(rows, spec.max_count)
+        notice = _Notice(self.base, sub_id, spec, str(status), int(events))
+        ctx = self._audit_context(organization, spec)
+        for chunk in chunks:
+            send = _Send(chunk, url=spec.endpoint, headers=spec.headers)
+            send.timeout = float(spec.timeout_s)
+            if kind == "handshake":
+                send.handshake, send.told = True, chunk
+                send.body = notice.encode("handshake")
+            else:
+                self._disclose(session, context, send, organization, spec, ctx, notice)
+            plan.sends.append(send)
+
+    def _disclose(
+        self,
+        session: Session,
+        context: ConsentContext,
+        send: _Send,
+        organization: str,
+        spec: SubscriptionSpec,
+        ctx: AuditContext | None,
+        notice: _Notice,
+    ) -> None:
+        """Decide one notification's events again as the subscriber; its body and audit."""
+        who = subscriber(organization, spec)
+        told = notifications.disclose(
+            session, send.rows, who, context, spec.payload == "full-resource"
+        )
+        send.told = [e.row for e in told.events]
+        send.withheld = [row for row, _ in told.withheld]
+        if ctx is not None:
+            send.denials = [_denial(ctx, row, decision) for row, decision in told.withheld]
+            if spec.payload != "empty":
+                send.audit = [builders.export(ctx, p, what) for p, what in told.clients.items()]
+        if told.events:  # else everything withheld: nothing to send
+            send.body = notice.encode("event-notification", told.events)
+
+    def _organisation(self, organization: str) -> Any:
+        registry = self.svc.security.registry if self.svc.security is not None else None
+        return registry.find(organization) if registry is not None and organization else None
+
+    def _audit_context(self, organization: str, spec: SubscriptionSpec) -> AuditContext | None:
+        org = self._organisation(organization)
+        if org is None:
+            return None
+        return AuditContext(
+            client_id=org.client_id,
+            server=self.base,
+            organization_id=organization,
+            purpose_of_use=(spec.purpose,) if spec.purpose else (),
+        )
+
+    # -- sending (the loop) -------------------------------------------------------------------
+    async def _send_stream(
+        self, client: PartnerClient, plan: _Stream, lease_end: float, budget_end: float
+    ) -> None:
+        """The stream's messages in order: each only after the one before was taken, before
+        `budget_end`, and only if it can end before the lease does."""
+        for n, send in enumerate(plan.sends):
+            left = lease_end - time.monotonic()
+            if n and (time.monotonic() > budget_end or left < send.timeout):
+                return  # the rest waits for the next claim (released when recorded)
+            if left <= 0:
+                return
+            send.timeout = min(send.timeout, left)
+            try:
+                await self._send(client, plan.batch.channel, send)
+            except Exception as exc:  # a bug in one send: its outcome is a failed try
+                log.warning("delivery relay send failed (%s)", type(exc).__name__)
+                send.result = "internal-error"
+            if send.result is not None:
+                return  # failed: what follows waits behind it
+
+    async def _send(self, client: PartnerClient, channel: str, send: _Send) -> None:
+        if send.dead is not None or send.error is not None:
+            send.result = send.dead or send.error
+            return
+        if not send.body and channel == outbox.REST_HOOK:
+            send.result = None  # all withheld: done
+            return
+        loop = asyncio.get_running_loop()
+        if channel == outbox.MLLP:
+            send.result = await loop.run_in_executor(
+                self._pool, self._send_mllp, send.url, send.body.decode(), send.timeout
+            )
+        elif channel == FHIR:
+            send.result = await self._send_upstream(client, send)
+        else:
+            result: PushResult = await client.push(
+                send.url, send.body, send.headers, timeout=send.timeout
+            )
+            send.result = None if result.ok else (result.error or f"http-{result.status}")
+
+    def _send_mllp(self, destination: str, message: str, timeout: float) -> str | None:
+        try:
+            reply = self.mllp_sender(destination, message, timeout)
+        except DeliveryError as exc:
+            return exc.code
+        return None if reply.accepted else f"nack-{reply.code}"
+
+    async def _send_upstream(self, client: PartnerClient, send: _Send) -> str | None:
+        from gateway.delivery import upstream_send
+
+        if self._tokens is None:
+            self._tokens = upstream_send.TokenCache.for_settings(self.svc.settings)
+        try:
+            return await asyncio.wait_for(
+                upstream_send.send(client, send.rows[0], self._tokens), send.timeout
+            )
+        except TimeoutError:
+            return "timeout"
+
+    # -- recording (a worker thread) --------------------------------------------------------
+    def _record(self, plans: Sequence[_Stream]) -> None:
+        out = _Outcome()
+        for plan in plans:
+            tried = set()
+            for send in plan.sends:
+                if send.result != UNSENT:
+                    _outcome(plan.batch, send, out)
+                    tried.update(r.pos for r in send.rows)
+            out.released += [r.pos for r in plan.batch.rows if r.pos not in tried]
+        # AuditEvents are built before the write lock is taken: writers queue on it
+        events = [prepare_event(e, self.svc.repo.indexer) for e in out.events]
+        now = now_us()
+        with self.svc.repo.writer() as session:
+            _update(session, "sent_us = ?, last_error = NULL", (now,), out.sent)
+            _update(session, "sent_us = ?, last_error = ?", (now, "withheld-consent"), out.withheld)
+            # claimed but not tried: the attempt did not happen, and the rows are due again
+            # (behind their stream's head, if that one failed)
+            _update(session, "attempts = attempts - 1, next_us = ?", (now,), out.released)
+            for part in _parts(sorted(set(out.streams))):
+                marks = ", ".join("?" for _ in part)
+                session.execute(
+                    f"UPDATE subscriptions SET last_sent_us = ? WHERE id IN ({marks})",
+                    (now, *part),
+                )
+            for row, error in out.dead:
+                outbox.mark_dead(session, row, now, error)
+            for row, error in out.failed:
+                outbox.mark_failed(session, row, now, error, self.backoff)
+            for stream, status, error in out.statuses:
+                subscriptions.set_status(session, stream, status, error)
+            if events:
+                session.insert_many(events)
+        if out.dead:
+            log.warning("outbox rows dead: %s", ", ".join(sorted({e for _, e in out.dead})))
+
+    # -- heartbeats and pruning --------------------------------------------------------------
+    def _housekeeping(self, now: int) -> None:
+        with self.svc.repo.writer() as session:
+            outbox.prune(session, now - int(self.keep * 1_000_000))
+
+    async def heartbeats(self, client: PartnerClient) -> int:
+        """Send the heartbeats that are due (idle active subscriptions with a period)."""
+        loop = asyncio.get_running_loop()
+        due = await loop.run_in_executor(self._pool, self._due_heartbeats, now_us())
+        results = await asyncio.gather(
+            *(client.push(url, body, headers, timeout=t) for url, body, headers, t in due)
+        )
+        return sum(1 for r in results if r.ok)
+
+    def _due_heartbeats(self, now: int) -> list[tuple[str, bytes, tuple[str, ...], float]]:
+        with self.svc.repo.reader() as session:
+            rows = session.query(
+                "SELECT s.id, s.spec, s.events, s.last_sent_us FROM subscriptions s "
+                "WHERE s.status = 'active' AND NOT EXISTS (SELECT 1 FROM outbox o WHERE "
+                "o.stream = s.id AND o.sent_us IS NULL AND o.dead_us IS NULL)"
+            )
+        due = []
+        for sub_id, text, events, last in rows:
+            spec = _spec(str(text))
+            if not spec.heartbeat_s or (last or 0) + spec.heartbeat_s * 1_000_000 > now:
+                continue
+            if not self._take_heartbeat(str(sub_id), last, now):
+                continue  # another relay sends this one
+            notice = _Notice(self.base, str(sub_id), spec, "active", int(events))
+            due.append((spec.endpoint, notice.encode("heartbeat"), spec.headers, spec.timeout_s))
+        return due
+
+    def _take_heartbeat(self, sub_id: str, last: int | None, now: int) -> bool:
+        with self.svc.repo.writer() as session:
+            session.execute(
+                "UPDATE subscriptions SET last_sent_us = ? WHERE id = ? "
+                "AND COALESCE(last_sent_us, -1) = ?",
+                (now, sub_id, -1 if last is None else last),
+            )
+            got = session.query("SELECT last_sent_us FROM subscriptions WHERE id = ?", (sub_id,))
+        return bool(got) and got[0][0] == now
+
+
+def _outcome(batch: Batch, send: _Send, out: _Outcome) -> None:
+    """What recording one tried message changes (into `out`)."""
+    out.events += send.denials
+    out.withheld += [r.pos for r in send.withheld]
+    error = send.dead or send.result
+    if send.dead is None and error is None:
+        out.sent += [r.pos for r in send.told]
+        out.events += send.audit
+        if batch.channel == outbox.REST_HOOK and send.told:
+            out.streams.append(batch.stream)
+            if send.handshake:
+                out.statuses.append((batch.stream, "active", None))
+        return
+    assert error is not None
+    if send.dead is not None or error in ("nack-AE", "nack-CE") or error.startswith("reject-"):
+        # dead from the start, or the receiver read it and refused its content: sending it
+        # again cannot help, and retrying would hold up everything after it in the stream
+        out.dead += [(row, error) for row in send.told]
+        return
+    out.failed += [(row, error) for row in send.told]
+    if send.handshake:
+        out.statuses.append((batch.stream, "error", f"handshake: {error}"))
+
+
+@dataclass(frozen=True)
+class _Notice:
+    """What every notification of one subscription in a round says about it."""
+
+    base: str
+    subscription: str
+    spec: SubscriptionSpec
+    status: str
+    events_total: int
+
+    def encode(self, kind: str, events: Sequence[notifications.Event] = ()) -> bytes:
+        body = notifications.bundle(
+            base=self.base,
+            subscription=self.subscription,
+            topic=self.spec.topic,
+            status=self.status,
+            kind=kind,
+            events_total=self.events_total,
+            events=events,
+            payload=self.spec.payload,
+        )
+        return notifications.encode(body)
+
+
+def _denial(ctx: AuditContext, row: Row, decision: Any) -> dict[str, Any]:
+    """The AuthZconsent deny of an event withheld at sending (decision None: its focus is gone)."""
+    patient = None
+    if decision is not None:
+        patient = decision.client or next(iter(sorted(decision.clients)), None)
+    return builders.consent_decision(
+        ctx,
+        patient,
+        builders.Decision.DENY,
+        [decision.consent] if decision and decision.consent else [],
+        what=row.focus,
+        reason=decision.reason.value if decision else "gone",
+    )
+
+
+def _chunks(rows: list[Row], size: int) -> list[list[Row]]:
+    """Notifications of up to `size` events, in order; a handshake never rides along."""
+    cut = next((i for i, r in enumerate(rows) if r.kind == "handshake"), len(rows))
+    rows = rows[:cut]
+    return [rows[i : i + size] for i in range(0, len(rows), max(size, 1))]
+
+
+def _parts(items: Sequence[Any]) -> list[Sequence[Any]]:
+    return [items[i : i + IN_LIST] for i in range(0, len(items), IN_LIST)]
+
+
+def _update(session: Session, assignments: str, values: tuple, positions: list[int]) -> None:
+    """One UPDATE of the outbox rows at `positions` (in parts of IN_LIST)."""
+    for part in _parts(positions):
+        marks = ", ".join("?" for _ in part)
+        session.execute(f"UPDATE outbox SET {assignments} WHERE pos IN ({marks})", (*values, *part))
+
+
+def endpoint_allowed(url: str, organisation: Any, test_mode: bool) -> bool:
+    """Whether `url` may be pushed to now: the same rules as when the Subscription was written
+    (its organisation's registration may have changed since)."""
+    try:
+        check_endpoint(url, organisation, test_mode)
+    except FhirError:
+        return False
+    return True
+
+
+def _invalid(message: str) -> str | None:
+    """ "invalid-outbound" when hl7apy finds an error (not a warning) in an HL7 v2 message."""
+    if not message:
+        return "build-failed"
+    try:
+        problems = validate_outbound(message)
+    except Hl7Error as exc:
+        return exc.code
+    return "invalid-outbound" if any(p.startswith("error:") for p in problems) else None

@@ -1,0 +1,200 @@
+"""Subscriptions end to end in one gateway, on both stores: Kela subscribes to the Tasks it
+owns, the handshake activates the subscription, a Task change is numbered in its own
+transaction and the relay pushes it to a real rest-hook receiver; consent is decided again when
+sending; $status and $events tell where the subscription stands."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gateway.delivery import outbox
+from gateway.delivery.outbox import Backoff
+from gateway.delivery.relay import Relay
+from gateway.fhir_api.context import Services
+from gateway.samples import load_samples
+from gateway.security.registry import DeliveryLink
+from tests.gateway.delivery.receiver import Receiver
+
+PATCH = {"Content-Type": "application/json-patch+json"}
+TOPIC = "https://fhir-plan-gateway.example/SubscriptionTopic/task-responsibility"
+BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-"
+Acting = Callable[..., Any]
+
+
+def register(svc: Services, client_id: str, *urls: str) -> None:
+    """Give the organisation's registration these delivery endpoints."""
+    registry = svc.security.registry  # type: ignore[union-attr]
+    org = registry.by_client[client_id]
+    registry.by_client[client_id] = dataclasses.replace(org, delivery=DeliveryLink(tuple(urls)))
+
+
+def subscription(endpoint: str, criteria: str, payload: str = "id-only", **more: Any) -> dict:
+    return {
+        "resourceType": "Subscription",
+        "status": "requested",
+        "reason": "Kela's responsibilities",
+        "criteria": TOPIC,
+        "_criteria": {
+            "extension": [{"url": BACKPORT + "filter-criteria", "valueString": criteria}]
+        },
+        "channel": {
+            "type": "rest-hook",
+            "endpoint": endpoint,
+            "payload": "application/fhir+json",
+            "_payload": {
+                "extension": [{"url": BACKPORT + "payload-content", "valueCode": payload}]
+            },
+            "header": ["Authorization: Bearer partner-secret"],
+            **more,
+        },
+    }
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as r:
+        yield r
+
+
+@pytest.fixture
+def network(services: Services, client: TestClient, receiver: Receiver) -> Services:
+    load_samples(services)
+    register(services, "kela", f"http://127.0.0.1:{receiver.port}/")
+    return services
+
+
+def relay(svc: Services) -> Relay:
+    return Relay(svc, backoff=Backoff(base=0.0, jitter=0.0))
+
+
+def drain(svc: Services, rounds: int = 10) -> None:
+    r = relay(svc)
+    for _ in range(rounds):
+        if r.run_once() == 0:
+            return
+
+
+def accept(actor: Any, task: str, status: str = "accepted") -> Any:
+    ops = [{"op": "replace", "path": "/status", "value": status}]
+    return actor.patch(f"/fhir/Task/{task}", json=ops, headers=PATCH)
+
+
+def test_handshake_activates_then_events_arrive_in_order(
+    network: Services, org_client: Acting, receiver: Receiver
+) -> None:
+    kela = org_client("kela")
+    made = kela.post(
+        "/fhir/Subscription",
+        json=subscription(receiver.url, "Task?owner=Organization/org-kela", "full-resource"),
+    )
+    assert made.status_code == 201, made.text
+    sub = made.json()
+    assert sub["status"] == "requested"
+    drain(network)
+    assert receiver.kinds() == ["handshake"]
+    assert receiver.received[0].headers["Authorization"] == "Bearer partner-secret"
+    assert kela.get(f"/fhir/Subscription/{sub['id']}").json()["status"] == "active"
+
+    assert accept(kela, "aino-task-kela", "in-progress").status_code == 200
+    assert accept(kela, "aino-task-kela", "completed").status_code == 200
+    drain(network)
+    assert receiver.events() == [1, 2]
+    last = receiver.received[-1]
+    tasks = [e["resource"] for e in last.body["entry"][1:]]
+    assert [t["status"] for t in tasks] == ["in-progress", "completed"]  # one bundle, in order
+
+    status = kela.get(f"/fhir/Subscription/{sub['id']}/$status").json()
+    params = {p["name"]: p for p in status["entry"][0]["resource"]["parameter"]}
+    assert params["events-since-subscription-start"]["valueString"] == "2"
+    assert params["status"]["valueCode"] == "active"
+
+    replay = kela.get(f"/fhir/Subscription/{sub['id']}/$events?eventsSinceNumber=2").json()
+    numbers = [
+        q["valueString"]
+        for p in replay["entry"][0]["resource"]["parameter"]
+        if p["name"] == "notification-event"
+        for q in p["part"]
+        if q["name"] == "event-number"
+    ]
+    assert numbers == ["2"]
+
+
+def test_other_organisations_tasks_are_not_told(
+    network: Services, org_client: Acting, receiver: Receiver
+) -> None:
+    kela = org_client("kela")
+    kela.post(
+        "/fhir/Subscription", json=subscription(receiver.url, "Task?owner=Organization/org-kela")
+    )
+    drain(network)
+    team = org_client("tyollisyyspalvelut")
+    assert accept(team, "aino-task-tyokokeilu").status_code == 200
+    drain(network)
+    assert receiver.events() == []
+
+
+def test_endpoint_not_registered_is_refused(network: Services, org_client: Acting) -> None:
+    kela = org_client("kela")
+    made = kela.post(
+        "/fhir/Subscription",
+        json=subscription("http://127.0.0.1:9/elsewhere", "Task?owner=Organization/org-kela"),
+    )
+    assert made.status_code == 400, made.text
+    assert "Subscription.channel.endpoint" in made.text
+
+
+def test_failures_retry_then_deliver_once(
+    network: Services, org_client: Acting, receiver: Receiver
+) -> None:
+    answers = iter([500, 500, 200, 500, 200])
+    receiver.answer = lambda _: next(answers, 200)
+    kela = org_client("kela")
+    kela.post(
+        "/fhir/Subscription", json=subscription(receiver.url, "Task?owner=Organization/org-kela")
+    )
+    drain(network)
+    assert accept(kela, "aino-task-kela", "in-progress").status_code == 200
+    drain(network)
+    assert receiver.kinds() == ["handshake", "event-notification"]
+    assert receiver.events() == [1]
+    with network.repo.reader() as session:
+        rows = outbox.listing(session)
+    assert [r.state for r in rows] == ["sent", "sent"]
+
+
+def test_events_wait_while_the_handshake_is_unanswered(
+    network: Services, org_client: Acting, receiver: Receiver
+) -> None:
+    """No event goes to an endpoint that never answered a handshake, even once the handshake is
+    a dead letter; a renewed subscription whose handshake succeeds gets them, in order."""
+    receiver.answer = lambda _: 500
+    kela = org_client("kela")
+    sub = kela.post(
+        "/fhir/Subscription", json=subscription(receiver.url, "Task?owner=Organization/org-kela")
+    ).json()
+    give_up_now = Relay(network, backoff=Backoff(base=0.0, jitter=0.0, give_up=-1.0))
+    give_up_now.run_once()  # the handshake fails and, its window over, is dead
+    assert accept(kela, "aino-task-kela", "in-progress").status_code == 200
+    receiver.answer = lambda _: 200
+    drain(network)
+    assert receiver.received == []
+    assert kela.get(f"/fhir/Subscription/{sub['id']}").json()["status"] == "error"
+
+    sub["channel"]["header"] = ["Authorization: Bearer renewed"]  # a change: a new handshake
+    assert kela.put(f"/fhir/Subscription/{sub['id']}", json=sub).status_code == 200
+    drain(network)
+    assert receiver.kinds() == ["handshake", "event-notification"]
+    assert receiver.events() == [1]
+
+
+def test_capability_statement_lists_the_topics(client: TestClient) -> None:
+    resources = client.get("/fhir/metadata").json()["rest"][0]["resource"]
+    entry = next(r for r in resources if r["type"] == "Subscription")
+    topics = {e["valueCanonical"] for e in entry["extension"]}
+    assert TOPIC in topics and len(topics) == 4
+    assert {"status", "events"} <= {o["name"] for o in entry["operation"]}

@@ -1,0 +1,267 @@
+"""Subscription resources as delivery state, on both stores (gateway/delivery/subscriptions.py
+and the relay's handshakes and heartbeats): the server owns `status`, a changed channel asks
+for a new handshake, a failing handshake shows as `error` and is retried, endpoints must be
+registered, only the subscriber sees its Subscription, and idle subscriptions get heartbeats."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from adapters.partner_fhir.client import PartnerClient
+from gateway.fhir_api.context import Services
+from gateway.samples import load_samples
+from tests.gateway.delivery.receiver import Receiver
+from tests.gateway.delivery.support import (
+    drain,
+    heartbeat,
+    patch,
+    register,
+    relay,
+    row_of,
+    rows,
+    status_parameters,
+    subscription,
+)
+
+Acting = Callable[..., Any]
+KELA_OWNS = "Task?owner=Organization/org-kela"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as r:
+        yield r
+
+
+@pytest.fixture
+def network(services: Services, client: TestClient, receiver: Receiver) -> Services:
+    load_samples(services)
+    register(services, "kela", f"http://127.0.0.1:{receiver.port}/")
+    return services
+
+
+def create(actor: Any, body: dict[str, Any]) -> dict[str, Any]:
+    made = actor.post("/fhir/Subscription", json=body)
+    assert made.status_code == 201, made.text
+    return dict(made.json())
+
+
+def handshakes(svc: Services, sub_id: str) -> int:
+    return sum(1 for r in rows(svc, sub_id) if r.kind == "handshake")
+
+
+def test_the_server_owns_status_from_the_start(
+    network: Services, org_client: Acting, receiver: Receiver
+) -> None:
+    kela = org_client("kela")
+    for asked in ("active", "error", "requested"):
+        made = create(kela, subscription(receiver.url, KELA_OWNS, status=asked))
+        assert made["status"] == "requested", asked
+        assert row_of(network, made["id"]) == ("requested", 0, None)
+        assert handshakes(network, made["id"]) == 1
+    off = create(kela, subscription(receiver.url, KELA_OWNS, status="off"))
+    assert off["status"] == "off" and handshakes(network, off["id"]) == 0
+
+
+def test_an_unchanged_put_keeps_active_and_a_changed_channel_asks_again(
+    network: Services, org_client: Acting, receiver: Receiver
+) -> None:
+    kela = org_client("kela")
+    sub = create(kela, subscription(receiver.url, KELA_OWNS))["id"]
+    drain(network)
+    live = kela.get(f"/fhir/Subscription/{sub}").json()
+    assert live["status"] == "active"
+    # the same channel (whatever status the client sends back, and another reason) stays active
+    same = kela.put(
+        f"/fhir/Subscription/{sub}", json={**live, "status": "requested", "reason": "renamed"}
+    )
+    assert same.json()["status"] == "active", same.text
+    assert handshakes(network, sub) == 1
+    narrower = subscription(receiver.url, "Task?status=requested")["_criteria"]
+    for change in (
+        lambda s: {**s, "channel": {**s["channel"], "endpoint": receiver.url + "/moved"}},
+        lambda s: {**s, "_criteria": narrower},
+    ):
+        put = kela.put(f"/fhir/Subscription/{sub}", json=change(live))
+        assert put.json()["status"] == "requested", put.text
+        drain(network)
+        live = kela.get(f"/fhir/Subscription/{sub}").json()
+        assert live["status"] == "active"
+    assert handshakes(network, sub) == 3
+    assert [r.path for r in receiver.received] == ["/notify", "/notify/moved", "/notify/moved"]
+    assert receiver.kinds() == ["handshake"] * 3
+
+
+def test_events_waiting_when_the_channel_changes_follow_its_new_handshake(
+    network: Services, org_client: Acting, receiver: Receiver
+) -> None:
+    kela = org_client("kela")
+    sub = create(kela, subscription(receiver.url, KELA_OWNS))["id"]
+    drain(network)
+    assert patch(kela, "Task/aino-task-kela", status="in-progress").status_code == 200
+    live = kela.get(f"/fhir/Subscription/{sub}").json()
+    moved = {**live, "channel": {**live["channel"], "endpoint": receiver.url + "/moved"}}
+    assert kela.put(f"/fhir/Subscription/{sub}", json=moved).json()["status"] == "requested"
+    off = kela.put(f"/fhir/Subscription/{sub}", json={**moved, "status": "off"}).json()
+    assert kela.put(f"/fhir/Subscription/{sub}", json={**off, "status": "active"}).is_success
+    drain(network)
+    # one handshake (the newest: it supersedes the one queued before the subscription went off),
+    # then the waiting event, both at the new endpoint
+    assert [(r.path, r.kind) for r in receiver.received] == [
+        ("/notify", "handshake"),
+        ("/notify/moved", "handshake"),
+        ("/notify/moved", "event-notification"),
+    ]
+    assert receiver.received[-1].event_numbers == [1]
+
+
+def test_the_subscriber_may_turn_it_off_and_on_again(
+    network: Services, org_client: Acting, receiver: Receiver
+) -> None:
+    kela = org_client("kela")
+    sub = create(kela, subscription(receiver.url, KELA_OWNS))["id"]
+    drain(network)
+    live = kela.get(f"/fhir/Subscription/{sub}").json()
+    off = kela.put(f"/fhir/Subscription/{sub}", json={**live, "status": "off"}).json()
+    assert off["status"] == "off" and row_of(network, sub) == ("off", 0, None)
+    assert patch(kela, "Task/aino-task-kela", status="in-progress").status_code == 200
+    drain(network)
+    assert receiver.events() == []  # off: nothing matched
+    on = kela.put(f"/fhir/Subscription/{sub}", json={**off, "status": "active"}).json()
+    assert on["status"] == "requested"  # on again only through a new handshake
+    drain(network)
+    assert kela.get(f"/fhir/Subscription/{sub}").json()["status"] == "active"
+    assert receiver.kinds() == ["handshake", "handshake"]
+
+
+def test_a_failing_handshake_shows_as_error_and_is_retried(
+    network: Services, org_client: Acting, receiver: Receiver
+) -> None:
+    answers = iter([503, 503])
+    receiver.answer = lambda _: next(answers, 200)
+    kela = org_client("kela")
+    sub = create(kela, subscription(receiver.url, KELA_OWNS))["id"]
+    sender = relay(network)
+    assert sender.run_once() == 1
+    failed = kela.get(f"/fhir/Subscription/{sub}").json()
+    assert failed["status"] == "error" and failed["error"] == "handshake: http-503"
+    assert row_of(network, sub) == ("error", 0, "handshake: http-503")
+    (pending,) = rows(network, sub)
+    assert (pending.state, pending.attempts, pending.last_error) == ("pending", 1, "http-503")
+    # an unrelated change by the subscriber keeps the server's status and error
+    kept = kela.put(f"/fhir/Subscription/{sub}", json={**failed, "reason": "renamed"}).json()
+    assert (kept["status"], kept.get("error")) == ("error", "handshake: http-503")
+    assert row_of(network, sub) == ("error", 0, "handshake: http-503")
+    assert sender.run_once() == 1  # retried (backoff 0 here), fails again: still error
+    assert kela.get(f"/fhir/Subscription/{sub}").json()["status"] == "error"
+    assert sender.run_once() == 1
+    healed = kela.get(f"/fhir/Subscription/{sub}").json()
+    assert healed["status"] == "active" and "error" not in healed
+    assert row_of(network, sub) == ("active", 0, None)
+    assert [r.state for r in rows(network, sub)] == ["sent"]
+    # the client cannot write the server's error either
+    put = kela.put(f"/fhir/Subscription/{sub}", json={**healed, "error": "made up"})
+    assert "error" not in put.json()
+
+
+def test_an_endpoint_outside_the_registration_is_refused(
+    network: Services, org_client: Acting, receiver: Receiver
+) -> None:
+    kela = org_client("kela")
+    sub = create(kela, subscription(receiver.url, KELA_OWNS))
+    for endpoint in (
+        f"http://127.0.0.1:{receiver.port + 1}/notify",  # another port
+        "https://kela.example/fhir-notifications",  # the demo registration, now replaced
+        "http://partner.example/notify",  # plain http off the loopback
+    ):
+        put = kela.put(
+            f"/fhir/Subscription/{sub['id']}",
+            json={**sub, "channel": {**sub["channel"], "endpoint": endpoint}},
+        )
+        assert put.status_code == 400, put.text
+        assert put.json()["issue"][0]["expression"] == ["Subscription.channel.endpoint"]
+    assert handshakes(network, sub["id"]) == 1
+
+
+def test_only_the_subscribing_organisation_sees_its_subscription(
+    network: Services, org_client: Acting, receiver: Receiver
+) -> None:
+    kela, other = org_client("kela"), org_client("sote-keskus")
+    sub = create(kela, subscription(receiver.url, KELA_OWNS))
+    path = f"/fhir/Subscription/{sub['id']}"
+    assert kela.get(path).status_code == 200
+    assert other.get(path).status_code == 404
+    assert other.get(f"{path}/$status").status_code == 404
+    assert "entry" not in other.get("/fhir/Subscription").json()
+    assert [e["resource"]["id"] for e in kela.get("/fhir/Subscription").json()["entry"]] == [
+        sub["id"]
+    ]
+    assert other.put(path, json={**sub, "status": "off"}).status_code in (403, 404)
+    assert other.delete(path).status_code == 204  # hidden: as if it did not exist
+    assert kela.get(path).status_code == 200
+    assert row_of(network, sub["id"]) == ("requested", 0, None)
+
+
+# -- heartbeats ------------------------------------------------------------------------------
+def beat(svc: Services) -> int:
+    """One heartbeat pass of a relay; how many heartbeats were delivered."""
+    sender = relay(svc)
+
+    async def once() -> int:
+        async with PartnerClient() as client:
+            return await sender.heartbeats(client)
+
+    return asyncio.run(once())
+
+
+def idle_for(svc: Services, sub_id: str, seconds: float) -> None:
+    """Move the subscription's heartbeat clock back (the period is at least 10 s)."""
+    with svc.repo.writer() as session:
+        last = session.query("SELECT last_sent_us FROM subscriptions WHERE id = ?", (sub_id,))
+        session.execute(
+            "UPDATE subscriptions SET last_sent_us = ? WHERE id = ?",
+            (int(last[0][0]) - int(seconds * 1_000_000), sub_id),
+        )
+
+
+def test_an_idle_active_subscription_gets_heartbeats_at_its_period(
+    network: Services, org_client: Acting, receiver: Receiver
+) -> None:
+    kela = org_client("kela")
+    beating = create(
+        kela, subscription(receiver.url, KELA_OWNS, channel_extensions=(heartbeat(10),))
+    )["id"]
+    silent = create(kela, subscription(receiver.url, KELA_OWNS))["id"]  # asked for none
+    drain(network)
+    assert beat(network) == 0  # the handshake was just sent
+    idle_for(network, beating, 9)
+    idle_for(network, silent, 3600)
+    assert beat(network) == 0
+    idle_for(network, beating, 1.1)
+    assert beat(network) == 1
+    last = receiver.received[-1]
+    assert last.kind == "heartbeat"
+    params = {p["name"]: p for p in status_parameters(last.body)}
+    assert params["subscription"]["valueReference"]["reference"].endswith(f"/{beating}")
+    assert params["events-since-subscription-start"]["valueString"] == "0"
+    assert beat(network) == 0  # not again before the next period
+
+
+def test_no_heartbeat_while_events_wait(
+    network: Services, org_client: Acting, receiver: Receiver
+) -> None:
+    kela = org_client("kela")
+    sub = create(kela, subscription(receiver.url, KELA_OWNS, channel_extensions=(heartbeat(10),)))[
+        "id"
+    ]
+    drain(network)
+    assert patch(kela, "Task/aino-task-kela", status="in-progress").status_code == 200
+    idle_for(network, sub, 60)
+    assert beat(network) == 0  # the event itself is due: it tells the partner we are alive
+    drain(network)
+    assert receiver.kinds() == ["handshake", "event-notification"]
