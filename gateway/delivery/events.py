@@ -13,10 +13,10 @@ notification is built when it is sent, through the gate again (notifications.py)
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
+from itertools import groupby
 from typing import Any
 
 import orjson
@@ -88,8 +88,9 @@ def enqueue(session: Session, written: Sequence[Written], now: int) -> int:
     # Numbered in subscription order (stable: each subscription's writes keep their order), so
     # two transactions lock subscription rows in the same order and never deadlock.
     matched.sort(key=lambda m: m[0])
-    for sub_id, spec, write in matched:
-        _number(session, sub_id, spec, write, now)
+    for sub_id, group in groupby(matched, key=lambda m: m[0]):
+        items = list(group)
+        _number(session, sub_id, items[0][1], [w for _, _, w in items], now)
     return len(matched)
 
 
@@ -131,21 +132,17 @@ class _RoleOrganizations:
 
 
 def _number(
-    session: Session, sub_id: str, spec: SubscriptionSpec, write: Written, now: int
+    session: Session, sub_id: str, spec: SubscriptionSpec, writes: list[Written], now: int
 ) -> None:
-    session.execute("UPDATE subscriptions SET events = events + 1 WHERE id = ?", (sub_id,))
-    number = int(session.query("SELECT events FROM subscriptions WHERE id = ?", (sub_id,))[0][0])
-    outbox.add(
-        session,
-        id=str(uuid.uuid4()),
-        channel=outbox.REST_HOOK,
-        stream=sub_id,
-        seq=number,
-        kind="event",
-        focus=f"{write.what}/_history/{write.version or 1}",
-        destination=spec.endpoint,
-        now=now,
+    """The subscription's next len(writes) event numbers (its row locked until commit) and
+    their outbox rows."""
+    last = session.query(
+        "UPDATE subscriptions SET events = events + ? WHERE id = ? RETURNING events",
+        (len(writes), sub_id),
     )
+    first = int(last[0][0]) - len(writes) + 1
+    focuses = [f"{w.what}/_history/{w.version or 1}" for w in writes]
+    outbox.add_events(session, sub_id, spec.endpoint, first, focuses, now)
 
 
 class _Previous:

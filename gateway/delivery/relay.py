@@ -82,7 +82,8 @@ class _Send:
     headers: tuple[str, ...] = ()
     timeout: float = 10.0
     told: list[Row] = field(default_factory=list)  # the rows this message carries
-    audit: list[dict[str, Any]] = field(default_factory=list)  # disclosures, stored on success
+    # (recipient, Patient id, versions told): disclosures, recorded once the push succeeded
+    audit: list[tuple[AuditContext, str, list[str]]] = field(default_factory=list)
     denials: list[dict[str, Any]] = field(default_factory=list)  # withheld, stored when tried
     withheld: list[Row] = field(default_factory=list)
     error: str | None = None  # known before sending: the message fails with this
@@ -108,7 +109,15 @@ class _Outcome:
     withheld: list[int] = field(default_factory=list)
     released: list[int] = field(default_factory=list)  # claimed, not tried: due again now
     streams: list[str] = field(default_factory=list)  # subscriptions that heard from us
-    events: list[dict[str, Any]] = field(default_factory=list)  # AuditEvents
+    events: list[dict[str, Any]] = field(default_factory=list)  # AuditEvents (denials)
+    # What each subscription was told of each client in this round: one PrivacyDisclosure per
+    # (subscription, client) and round, not one per notification (BALP: one patient each).
+    disclosed: dict[tuple[str, str], tuple[AuditContext, list[str]]] = field(default_factory=dict)
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        exports = [builders.export(c, p, what) for (_, p), (c, what) in self.disclosed.items()]
+        return self.events + exports
+
     dead: list[tuple[Row, str]] = field(default_factory=list)
     failed: list[tuple[Row, str]] = field(default_factory=list)
     statuses: list[tuple[str, str, str | None]] = field(default_factory=list)  # handshakes
@@ -144,7 +153,7 @@ class Relay:
         # per stream and round: at most this many notifications, the next only while the round
         # has been sending for less than `round_budget` seconds (the first always goes)
         self.burst, self.round_budget = burst, round_budget
-        self.base = svc.settings.base_url or DEFAULT_BASE
+        self.base = svc.settings.base_url or svc.settings.delivery_base or DEFAULT_BASE
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(4, thread_name_prefix="relay-db")
@@ -306,7 +315,7 @@ class Relay:
         if ctx is not None:
             send.denials = [_denial(ctx, row, decision) for row, decision in told.withheld]
             if spec.payload != "empty":
-                send.audit = [builders.export(ctx, p, what) for p, what in told.clients.items()]
+                send.audit = [(ctx, p, what) for p, what in told.clients.items()]
         if told.events:  # else everything withheld: nothing to send
             send.body = notice.encode("event-notification", told.events)
 
@@ -396,7 +405,7 @@ class Relay:
                     tried.update(r.pos for r in send.rows)
             out.released += [r.pos for r in plan.batch.rows if r.pos not in tried]
         # AuditEvents are built before the write lock is taken: writers queue on it
-        events = [prepare_event(e, self.svc.repo.indexer) for e in out.events]
+        events = [prepare_event(e, self.svc.repo.indexer) for e in out.audit_events()]
         now = now_us()
         with self.svc.repo.writer() as session:
             _update(session, "sent_us = ?, last_error = NULL", (now,), out.sent)
@@ -471,7 +480,8 @@ def _outcome(batch: Batch, send: _Send, out: _Outcome) -> None:
     error = send.dead or send.result
     if send.dead is None and error is None:
         out.sent += [r.pos for r in send.told]
-        out.events += send.audit
+        for ctx, patient, what in send.audit:
+            out.disclosed.setdefault((batch.stream, patient), (ctx, []))[1].extend(what)
         if batch.channel == outbox.REST_HOOK and send.told:
             out.streams.append(batch.stream)
             if send.handshake:

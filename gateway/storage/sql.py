@@ -246,20 +246,26 @@ class SqlSession:
         return sv
 
     def insert_many(self, prepared: Sequence[Prepared]) -> None:
-        """`insert_new` for several (a batch of AuditEvents): on SQLite one executemany per
-        table for the whole batch instead of six statements per resource."""
-        if self.d.name != "sqlite" or len(prepared) < 2:
+        """`insert_new` for several (a batch of AuditEvents): one executemany per table for the
+        whole batch instead of one statement (PostgreSQL) or six (SQLite) per resource;
+        psycopg sends an executemany as one pipeline, not a round trip per row."""
+        if len(prepared) < 2:
             for item in prepared:
                 self.insert_new(item)
             return
         versions = [p.version for p in prepared]
+        postgres = self.d.name == "postgres"
         cur = self.conn.cursor()
         cur.executemany(
-            self.d.insert_resource,
-            [(v.resource_type, v.id, 1, v.last_updated_us, 0, v.body) for v in versions],
+            self.d.sql(self.d.insert_resource),
+            [
+                (v.resource_type, v.id, 1, v.last_updated_us, 0, v.body)
+                + ((v.body,) if postgres else ())  # the JSONB copy
+                for v in versions
+            ],
         )
         cur.executemany(
-            f"INSERT INTO history ({_HCOLS}) VALUES (?, ?, 1, ?, 0, ?, ?)",
+            self.d.sql(f"INSERT INTO history ({_HCOLS}) VALUES (?, ?, 1, ?, 0, ?, ?)"),
             [(v.resource_type, v.id, v.last_updated_us, v.body, v.method) for v in versions],
         )
         for table in INDEX_TABLES:
@@ -270,7 +276,7 @@ class SqlSession:
                 for row in getattr(p.rows, name)
             ]
             if rows:
-                cur.executemany(_INSERT_INDEX[table], rows)
+                cur.executemany(self.d.sql(_INSERT_INDEX[table]), rows)
 
     def delete(self, resource_type: str, id: str) -> StoredVersion | None:
         self.lock(f"{resource_type}/{id}")
