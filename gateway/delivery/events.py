@@ -140,6 +140,8 @@ def _number(
         "UPDATE subscriptions SET events = events + ? WHERE id = ? RETURNING events",
         (len(writes), sub_id),
     )
+    if not last:
+        return  # deleted by a transaction that committed meanwhile: nobody to tell
     first = int(last[0][0]) - len(writes) + 1
     focuses = [f"{w.what}/_history/{w.version or 1}" for w in writes]
     outbox.add_events(session, sub_id, spec.endpoint, first, focuses, now)

@@ -69,6 +69,11 @@ def add(
 ) -> None:
     """Queue one row in the caller's open transaction; a row with this id already queued stays
     as it is (ids are derived from what the row reports, so a replay queues nothing new)."""
+    if channel != REST_HOOK:
+        # A subscription's rows are queued under its row's lock (events.py); other streams take
+        # the stream's lock, so that pos order is commit order (PostgreSQL; SQLite's writers
+        # are serial anyway) and the relay sends them in the order they happened.
+        session.lock(f"outbox:{stream}")
     session.execute(
         "INSERT INTO outbox (id, channel, stream, seq, kind, focus, payload, destination, "
         "created_us, since_us, attempts, next_us, dead_us, last_error) "
@@ -360,13 +365,22 @@ def resend(
     elif not all_dead:
         return 0
     clause = " AND ".join(where)
-    found = session.query(f"SELECT COUNT(*) FROM outbox WHERE {clause}", params)
+    found = session.query(f"SELECT DISTINCT stream FROM outbox WHERE {clause}", params)
+    count = session.query(f"SELECT COUNT(*) FROM outbox WHERE {clause}", params)
     session.execute(
         "UPDATE outbox SET dead_us = NULL, attempts = 0, next_us = ?, since_us = ?, "
         f"last_error = NULL WHERE {clause}",
         (now, now, *params),
     )
-    return int(found[0][0])
+    for (stream_id,) in found:  # a handshake still owed goes first, before any event re-sent
+        handshake = session.query(
+            "SELECT id FROM outbox WHERE stream = ? AND kind = 'handshake' AND sent_us IS NULL "
+            "AND dead_us IS NULL ORDER BY pos DESC LIMIT 1",
+            (stream_id,),
+        )
+        if handshake:
+            move_behind(session, str(stream_id), str(handshake[0][0]))
+    return int(count[0][0])
 
 
 def prune(session: Session, before_us: int) -> None:

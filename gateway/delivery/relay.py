@@ -277,7 +277,10 @@ class Relay:
         organization, text, status, events = str(found[0][0]), found[0][1], found[0][2], found[0][3]
         spec = _spec(str(text))
         org = self._organisation(organization)
-        if not endpoint_allowed(spec.endpoint, org, self.svc.settings.delivery_test_mode):
+        registered = org is not None or not organization or self.svc.security is None
+        if not registered or not endpoint_allowed(
+            spec.endpoint, org, self.svc.settings.delivery_test_mode
+        ):
             # the registration changed: the head waits (then dead), the rest behind it
             plan.sends = [_Send(rows[:1], told=rows[:1], error="endpoint-unregistered")]
             return
@@ -408,6 +411,10 @@ class Relay:
         events = [prepare_event(e, self.svc.repo.indexer) for e in out.audit_events()]
         now = now_us()
         with self.svc.repo.writer() as session:
+            # A status change writes the Subscription resource: its lock first, as a PUT of the
+            # Subscription takes it before the subscription row (else the two can deadlock).
+            for stream in sorted({stream for stream, _, _ in out.statuses}):
+                session.lock(f"Subscription/{stream}")
             _update(session, "sent_us = ?, last_error = NULL", (now,), out.sent)
             _update(session, "sent_us = ?, last_error = ?", (now, "withheld-consent"), out.withheld)
             # claimed but not tried: the attempt did not happen, and the rows are due again
@@ -456,11 +463,21 @@ class Relay:
             spec = _spec(str(text))
             if not spec.heartbeat_s or (last or 0) + spec.heartbeat_s * 1_000_000 > now:
                 continue
+            if not self._endpoint_allowed(str(sub_id), spec):
+                continue  # no longer registered: no heartbeat either (nor its headers)
             if not self._take_heartbeat(str(sub_id), last, now):
                 continue  # another relay sends this one
             notice = _Notice(self.base, str(sub_id), spec, "active", int(events))
             due.append((spec.endpoint, notice.encode("heartbeat"), spec.headers, spec.timeout_s))
         return due
+
+    def _endpoint_allowed(self, sub_id: str, spec: SubscriptionSpec) -> bool:
+        with self.svc.repo.reader(consistent=False) as session:
+            found = subscriptions.load(session, sub_id)
+        org = self._organisation(found[0]) if found is not None else None
+        if found is not None and found[0] and org is None and self.svc.security is not None:
+            return False  # its organisation is no longer registered
+        return endpoint_allowed(spec.endpoint, org, self.svc.settings.delivery_test_mode)
 
     def _take_heartbeat(self, sub_id: str, last: int | None, now: int) -> bool:
         with self.svc.repo.writer() as session:

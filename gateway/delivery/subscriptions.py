@@ -88,8 +88,10 @@ def sync(session: Session, written: Sequence[Written], now: int, registry: Regis
             continue
         sub_id = write.what.split("/", 1)[1]
         if write.interaction == "delete" or write.resource is None:
-            session.execute("DELETE FROM subscriptions WHERE id = ?", (sub_id,))
-            session.execute("DELETE FROM outbox WHERE stream = ?", (sub_id,))
+            # The row stays, off: a Subscription created again under this id goes on from
+            # its last event number, so a receiver de-duplicating by number loses nothing.
+            session.execute("UPDATE subscriptions SET status = 'off' WHERE id = ?", (sub_id,))
+            session.execute("DELETE FROM outbox WHERE stream = ? AND sent_us IS NULL", (sub_id,))
             continue
         _upsert(session, sub_id, write.resource, now, registry)
 

@@ -5,6 +5,7 @@ sending; $status and $events tell where the subscription stands."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient
 from gateway.delivery import outbox
 from gateway.delivery.outbox import Backoff
 from gateway.delivery.relay import Relay
+from gateway.delivery.relay import now_us as relay_now
 from gateway.fhir_api.context import Services
 from gateway.samples import load_samples
 from gateway.security.registry import DeliveryLink
@@ -198,3 +200,73 @@ def test_capability_statement_lists_the_topics(client: TestClient) -> None:
     topics = {e["valueCanonical"] for e in entry["extension"]}
     assert TOPIC in topics and len(topics) == 4
     assert {"status", "events"} <= {o["name"] for o in entry["operation"]}
+
+
+def test_a_subscription_made_again_under_its_id_numbers_on(
+    network: Services, org_client: Acting, receiver: Receiver
+) -> None:
+    """Deleting and re-creating a Subscription id (PUT) continues its event numbers: a receiver
+    de-duplicating by (subscription, number) would otherwise drop the new events."""
+    kela = org_client("kela")
+    body = subscription(receiver.url, "Task?owner=Organization/org-kela")
+    assert kela.put("/fhir/Subscription/kela-tasks", json={**body, "id": "kela-tasks"}).is_success
+    drain(network)
+    assert accept(kela, "aino-task-kela", "in-progress").status_code == 200
+    drain(network)
+    assert kela.delete("/fhir/Subscription/kela-tasks").status_code in (200, 204)
+    assert kela.put("/fhir/Subscription/kela-tasks", json={**body, "id": "kela-tasks"}).is_success
+    drain(network)
+    assert accept(kela, "aino-task-kela", "completed").status_code == 200
+    drain(network)
+    assert receiver.events() == [1, 2]
+    assert receiver.kinds() == ["handshake", "event-notification"] * 2
+
+
+def test_resent_dead_events_wait_behind_an_owed_handshake(
+    network: Services, org_client: Acting, receiver: Receiver
+) -> None:
+    """Dead letters re-sent while the subscription owes a new handshake go after it (a re-sent
+    event at the head of a stream that is not active would hold the stream for good)."""
+    kela = org_client("kela")
+    sub = kela.post(
+        "/fhir/Subscription", json=subscription(receiver.url, "Task?owner=Organization/org-kela")
+    ).json()
+    drain(network)
+    receiver.answer = lambda _: 500
+    assert accept(kela, "aino-task-kela", "in-progress").status_code == 200
+    Relay(network, backoff=Backoff(base=0.0, jitter=0.0, give_up=-1.0)).run_once()  # dead
+    sub = kela.get(f"/fhir/Subscription/{sub['id']}").json()
+    sub["channel"]["header"] = ["Authorization: Bearer renewed"]  # owes a new handshake
+    assert kela.put(f"/fhir/Subscription/{sub['id']}", json=sub).status_code == 200
+    with network.repo.writer() as session:
+        assert outbox.resend(session, relay_now(), stream=sub["id"]) == 1
+    receiver.answer = lambda _: 200
+    drain(network)
+    assert receiver.kinds() == ["handshake", "handshake", "event-notification"]
+    assert receiver.events() == [1]
+
+
+def test_no_heartbeat_to_an_endpoint_no_longer_registered(
+    network: Services, org_client: Acting, receiver: Receiver
+) -> None:
+    kela = org_client("kela")
+    beat = {"url": BACKPORT + "heartbeat-period", "valueUnsignedInt": 10}
+    made = kela.post(
+        "/fhir/Subscription",
+        json=subscription(receiver.url, "Task?owner=Organization/org-kela", extension=[beat]),
+    ).json()
+    drain(network)
+    with network.repo.writer() as session:  # the last push long ago: a heartbeat is due
+        session.execute("UPDATE subscriptions SET last_sent_us = 1 WHERE id = ?", (made["id"],))
+    register(network, "kela", "https://kela.example/elsewhere/")
+    r = relay(network)
+
+    async def beats() -> int:
+        async with r.client_factory() as client:
+            return await r.heartbeats(client)
+
+    assert asyncio.run(beats()) == 0
+    assert receiver.kinds() == ["handshake"]
+    register(network, "kela", f"http://127.0.0.1:{receiver.port}/")
+    assert asyncio.run(beats()) == 1
+    assert receiver.kinds() == ["handshake", "heartbeat"]
