@@ -8,8 +8,11 @@ them, so no local client's consent decides them: the mirror is its owner's, ours
 owner our Organization. `push_back` (a consent.enforcement WRITE_HOOK) queues, in the
 transaction of a user's change to a mirror's work state (status, statusReason, output, note,
 executionPeriod, lastModified), a JSON Patch of A's Task in the outbox (channel "fhir", stream =
-the upstream's name), which upstream_send.py delivers. The inbox's own writes (A's change coming
-in) run inside `applying()` and are never sent back.
+the upstream's name), which upstream_send.py delivers, with A's version the mirror held (sent as
+If-Match, so that a copy sent again is never applied twice) and, for an appended item, how many
+equal items the list holds with the change in (`counts`: what tells an item A already has from
+a copy of this change). The inbox's own writes (A's change coming in) run inside `applying()`
+and are never sent back.
 
 Never logs content; never changes what the upstream alone may change (owner, businessStatus,
 input are the requester's: gateway/consent/task_rules.py).
@@ -180,6 +183,20 @@ def push_ops(base: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> 
     return ops
 
 
+def appended_counts(base: str, after: Mapping[str, Any], ops: Sequence[Mapping]) -> list[int]:
+    """For each op of `ops` appending an item (`/note/-`), how many items equal to it `after`'s
+    list holds (1 for any other op); [] when no op appends."""
+    if not any(str(op.get("path", "")).endswith("/-") for op in ops):
+        return []
+    counts = []
+    for op in ops:
+        path = str(op.get("path", ""))
+        items = after.get(path[1:-2]) if path.endswith("/-") else None
+        told = rebase(items, base, False) if isinstance(items, list) else []
+        counts.append(max(1, sum(1 for item in told if item == op.get("value"))))
+    return counts
+
+
 def install(upstreams: Mapping[str, Upstream]) -> None:
     """Install the push-back hook for these upstreams (none: removed; one gateway per process)."""
     if upstreams:
@@ -207,7 +224,13 @@ def push_back(
         if not ops or a_id is None:
             continue
         url = f"{upstream.base}/Task/{a_id}"
-        message = {"method": "PATCH", "url": url, "patch": ops}
+        held = marker(before) or found
+        message: dict[str, Any] = {"method": "PATCH", "url": url, "patch": ops}
+        if held is not None and held[0] == upstream.name:
+            message["version"] = held[1]  # A's version our user's change was made on
+        counts = appended_counts(upstream.base, write.resource, ops)
+        if counts:
+            message["counts"] = counts
         outbox.add(
             session,
             id=Ids.derived("upstream-patch", write.what, str(write.version)),

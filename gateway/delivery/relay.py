@@ -141,6 +141,7 @@ class Relay:
         lease: float | None = None,
         burst: int = 16,
         round_budget: float = 0.5,
+        round_wait: float = 1.0,
     ) -> None:
         self.svc = svc
         self.interval, self.streams = interval, streams
@@ -158,6 +159,9 @@ class Relay:
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(4, thread_name_prefix="relay-db")
         self._pruned = 0.0
+        self.round_wait = round_wait
+        self._looping = False  # in the relay thread's loop (else run_once: wait for all)
+        self._late: set[asyncio.Future[None]] = set()
         self._tokens: Any = None  # upstream_send.TokenCache, made on the first upstream row
 
     # -- running ---------------------------------------------------------------------------
@@ -180,6 +184,7 @@ class Relay:
 
     async def _loop(self) -> None:
         beat = 0.0
+        self._looping = True
         async with self.client_factory() as client:
             while not self._stop.is_set():
                 try:
@@ -190,8 +195,11 @@ class Relay:
                 except Exception as exc:  # the database away: try again next round, never die
                     log.warning("delivery relay round failed (%s)", type(exc).__name__)
                     busy = False
+                self._late = {t for t in self._late if not t.done()}
                 if not busy:
                     await asyncio.sleep(self.interval)
+            if self._late:  # stopping: what is in flight is recorded before the client closes
+                await asyncio.wait(self._late)
 
     def run_once(self) -> int:
         """One round from outside the relay thread (tests, the CLI)."""
@@ -216,9 +224,27 @@ class Relay:
         plans = await loop.run_in_executor(self._pool, self._prepare, batches)
         lease_end = started + self.lease - LEASE_SLACK
         budget_end = time.monotonic() + self.round_budget  # the round ends with its last send
-        await asyncio.gather(*(self._send_stream(client, p, lease_end, budget_end) for p in plans))
-        await loop.run_in_executor(self._pool, self._record, plans)
+        sending = {
+            asyncio.ensure_future(self._send_stream(client, p, lease_end, budget_end)): p
+            for p in plans
+        }
+        # A slow partner (up to its timeout) must not hold the others up: what has finished
+        # after `round_wait` is recorded now and the next round starts; each stream still
+        # sending is recorded when it ends (its rows stay leased meanwhile, so no other round
+        # takes them). run_once (tests, the CLI) waits for all.
+        wait = None if self._stop.is_set() or not self._looping else self.round_wait
+        done, pending = await asyncio.wait(sending, timeout=wait)
+        await loop.run_in_executor(self._pool, self._record, [sending[t] for t in done])
+        for task in pending:
+            self._late.add(asyncio.ensure_future(self._record_late(task, sending[task])))
         return len(batches)
+
+    async def _record_late(self, task: asyncio.Future[None], plan: _Stream) -> None:
+        try:
+            await task
+        finally:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._pool, self._record, [plan])
 
     # -- claiming and preparing (worker threads) --------------------------------------------
     def _claim(self, now: int) -> list[Batch]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -270,3 +271,36 @@ def test_no_heartbeat_to_an_endpoint_no_longer_registered(
     register(network, "kela", f"http://127.0.0.1:{receiver.port}/")
     assert asyncio.run(beats()) == 1
     assert receiver.kinds() == ["handshake", "heartbeat"]
+
+
+def test_a_slow_partner_does_not_hold_the_others_up(
+    network: Services, org_client: Acting, receiver: Receiver
+) -> None:
+    """The relay thread records what finished and goes on; a stream still sending to a slow
+    partner is recorded when it ends (its rows stay leased meanwhile)."""
+    with Receiver(delay=3.0) as slow:
+        register(
+            network, "kela", f"http://127.0.0.1:{receiver.port}/", f"http://127.0.0.1:{slow.port}/"
+        )
+        kela = org_client("kela")
+        criteria = "Task?owner=Organization/org-kela"
+        kela.post("/fhir/Subscription", json=subscription(receiver.url, criteria))
+        kela.post("/fhir/Subscription", json=subscription(slow.url, criteria))
+        arrivals: list[float] = []
+        receiver.answer = lambda got: (arrivals.append(time.monotonic()), 200)[1]
+        r = Relay(network, interval=0.05, backoff=Backoff(base=0.0, jitter=0.0), round_wait=0.2)
+        r.start()
+        try:
+            time.sleep(0.5)  # the fast handshake went; the slow one is still being answered
+            changed = time.monotonic()
+            assert accept(kela, "aino-task-kela", "in-progress").status_code == 200
+            deadline = time.monotonic() + 10
+            while receiver.events() != [1] and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert receiver.events() == [1]
+            assert arrivals[-1] - changed < 2.0  # not after the slow partner's 3 s answer
+            while slow.events() != [1] and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            r.stop()
+    assert slow.kinds() == ["handshake", "event-notification"] and slow.events() == [1]
