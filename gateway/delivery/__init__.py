@@ -24,12 +24,13 @@ def install(svc: Services) -> None:
     process; tests that build several apps install the same)."""
     registry = svc.security.registry if svc.security is not None else None
     test_mode = bool(getattr(svc.settings, "delivery_test_mode", False))
+    gated = svc.settings.require_auth
     WRITE_SHAPERS["Subscription"] = subscriptions.shaper(registry, test_mode)
     WATCHED_TYPES[HOOK] = events.topic_types() | {"Subscription"}
 
     def hook(session: Session, written: Sequence[Written]) -> None:
         now = time.time_ns() // 1000
         subscriptions.sync(session, written, now, registry)
-        events.enqueue(session, written, now)
+        events.enqueue(session, written, now, gated)
 
     WRITE_HOOKS[HOOK] = hook

@@ -51,8 +51,10 @@ def subscriber(organization: str, spec: SubscriptionSpec) -> ConsentCaller | Non
     return ConsentCaller(organization, None, purpose)
 
 
-def enqueue(session: Session, written: Sequence[Written], now: int) -> int:
-    """Queue the events of this transaction's writes. Returns how many."""
+def enqueue(session: Session, written: Sequence[Written], now: int, gated: bool = True) -> int:
+    """Queue the events of this transaction's writes. Returns how many. `gated` (a gateway
+    requiring authentication): a subscription with no subscribing organisation gets nothing
+    (fail closed; only an unauthenticated gateway's subscriptions have none)."""
     types = topic_types()
     relevant = [w for w in written if w.what.split("/", 1)[0] in types and w.resource]
     if not relevant:
@@ -82,6 +84,8 @@ def enqueue(session: Session, written: Sequence[Written], now: int) -> int:
                 continue
             who = subscriber(str(organization), spec)
             assert write.resource is not None
+            if who is None and gated:
+                continue
             if who is not None and not hooks.can_see(who, write.resource, context).allowed:
                 continue  # never numbered: the subscriber does not learn it happened
             matched.append((str(sub_id), spec, write))

@@ -84,6 +84,9 @@ def events(svc: Services, req: FhirRequest) -> FhirResponse:
         rows = _rows(session, str(req.id), low, high)
         payload = content or spec.payload
         who = subscriber(organization, spec) if not req.gate.is_trusted else None
+        if not req.gate.is_trusted and (who is None or not _may_read(req, spec.resource_type)):
+            # no subscriber to decide as, or a token that may not read what the topic tells
+            raise FhirError(Category.FORBIDDEN, f"this token may not read {spec.resource_type}")
         context = ConsentContext(RepoLoader(session), _now())
         told = notifications.disclose(session, rows, who, context, payload == "full-resource")
     for patient, what in told.clients.items():
@@ -99,6 +102,11 @@ def events(svc: Services, req: FhirRequest) -> FhirResponse:
         payload=payload,
     )
     return FhirResponse(200, body)
+
+
+def _may_read(req: FhirRequest, resource_type: str) -> bool:
+    caller = req.caller
+    return caller is None or caller.permits(resource_type, "r")
 
 
 def _now() -> datetime:

@@ -51,6 +51,7 @@ from gateway.delivery.outbox import Backoff, Batch, Row
 from gateway.delivery.subscription_spec import SubscriptionSpec, check_endpoint
 from gateway.errors import FhirError
 from gateway.fhir_api.context import Services
+from gateway.security.scopes import permits
 from gateway.storage.base import Session
 
 log = logging.getLogger(__name__)
@@ -303,7 +304,11 @@ class Relay:
         organization, text, status, events = str(found[0][0]), found[0][1], found[0][2], found[0][3]
         spec = _spec(str(text))
         org = self._organisation(organization)
-        registered = org is not None or not organization or self.svc.security is None
+        # no subscriber (made without authentication) is served only while none is required
+        gated = self.svc.settings.require_auth
+        registered = org is not None or (not organization and not gated)
+        if org is not None and not permits(org.scopes, spec.resource_type, "r"):
+            registered = False  # its registration no longer lets it read what the topic tells
         if not registered or not endpoint_allowed(
             spec.endpoint, org, self.svc.settings.delivery_test_mode
         ):
@@ -501,8 +506,8 @@ class Relay:
         with self.svc.repo.reader(consistent=False) as session:
             found = subscriptions.load(session, sub_id)
         org = self._organisation(found[0]) if found is not None else None
-        if found is not None and found[0] and org is None and self.svc.security is not None:
-            return False  # its organisation is no longer registered
+        if found is None or (org is None and (found[0] or self.svc.settings.require_auth)):
+            return False  # no subscriber, or one no longer registered
         return endpoint_allowed(spec.endpoint, org, self.svc.settings.delivery_test_mode)
 
     def _take_heartbeat(self, sub_id: str, last: int | None, now: int) -> bool:

@@ -28,7 +28,9 @@ from gateway.consent.model import Caller as ConsentCaller
 from gateway.consent.vocabulary import CUSTODIAN_EXTENSION
 from gateway.delivery import outbox
 from gateway.delivery.subscription_spec import SubscriptionSpec, parse_subscription
+from gateway.errors import Category, FhirError
 from gateway.security.registry import Registry
+from gateway.security.scopes import permits
 from gateway.storage.base import Session
 
 SERVER_STATUSES = ("requested", "active", "error")
@@ -49,14 +51,38 @@ def shaper(registry: Registry | None, test_mode: bool) -> Any:
         org = None
         if who is not None and registry is not None:
             org = registry.find(who.organization)
-        parse_subscription(new, org, test_mode)
+            if org is None:
+                raise FhirError(Category.FORBIDDEN, "the organisation is not registered")
+        spec = parse_subscription(new, org, test_mode)
+        if org is not None and not permits(org.scopes, spec.resource_type, "r"):
+            raise FhirError(
+                Category.FORBIDDEN,
+                f"the organisation may not read {spec.resource_type}: it cannot subscribe to it",
+                ("Subscription.criteria",),
+            )
         stored = {k: v for k, v in new.items() if k != "error"}
+        if who is not None:
+            # The subscriber is the organisation that wrote it, whatever custodian the body
+            # names (a PractitionerRole stamp would otherwise leave the consent gate no one to
+            # decide as): exactly one custodian, Organization/<writer>.
+            stored["extension"] = [
+                e
+                for e in stored.get("extension") or []
+                if not (isinstance(e, Mapping) and e.get("url") == CUSTODIAN_EXTENSION)
+            ] + [_stamp(who.organization)]
         stored["status"] = _status(live, new)
         if stored["status"] == "error" and live is not None and "error" in live:
             stored["error"] = live["error"]  # the server's, while the handshake still fails
         return stored
 
     return shape
+
+
+def _stamp(organization: str) -> dict[str, Any]:
+    return {
+        "url": CUSTODIAN_EXTENSION,
+        "valueReference": {"reference": f"Organization/{organization}"},
+    }
 
 
 def _status(live: Mapping[str, Any] | None, new: Mapping[str, Any]) -> str:

@@ -304,3 +304,45 @@ def test_a_slow_partner_does_not_hold_the_others_up(
         finally:
             r.stop()
     assert slow.kinds() == ["handshake", "event-notification"] and slow.events() == [1]
+
+
+def test_the_subscriber_is_the_writing_organisation_whatever_custodian_it_names(
+    network: Services, org_client: Acting, receiver: Receiver
+) -> None:
+    """A Subscription naming one of the writer's PractitionerRoles as custodian is still
+    decided as the writer's organisation: nothing of a client it has no consent for is told."""
+    register(network, "jarjesto", f"http://127.0.0.1:{receiver.port}/")
+    jarjesto = org_client("jarjesto")
+    assert jarjesto.get("/fhir/Task/laura-task-terveystarkastus").status_code == 404
+    body = subscription(receiver.url, "Task?status=requested,accepted,in-progress,completed")
+    custodian = "https://fhir-plan-gateway.example/StructureDefinition/custodian"
+    body["extension"] = [
+        {
+            "url": custodian,
+            "valueReference": {"reference": "PractitionerRole/role-jarjesto-vertaistuki"},
+        }
+    ]
+    made = jarjesto.post("/fhir/Subscription", json=body)
+    assert made.status_code == 201, made.text
+    stamps = [e["valueReference"]["reference"] for e in made.json()["extension"]]
+    assert stamps == ["Organization/org-jarjesto"]
+    drain(network)
+    owner = org_client("sote-keskus")  # Laura's Task is the health centre's to work on
+    assert accept(owner, "laura-task-terveystarkastus").status_code == 200
+    drain(network)
+    assert receiver.events() == []
+
+
+def test_an_organisation_cannot_subscribe_to_what_it_may_not_read(
+    network: Services, org_client: Acting, receiver: Receiver
+) -> None:
+    registry = network.security.registry  # type: ignore[union-attr]
+    kela = registry.by_client["kela"]
+    narrow = tuple(s for s in kela.scopes if s.resource_type != "Task")
+    registry.by_client["kela"] = dataclasses.replace(kela, scopes=narrow)
+    token = org_client("kela", scope="system/Subscription.cruds")
+    made = token.post(
+        "/fhir/Subscription", json=subscription(receiver.url, "Task?owner=Organization/org-kela")
+    )
+    assert made.status_code == 403
+    assert "Subscription.criteria" in made.text
