@@ -138,6 +138,10 @@ def _endpoint(endpoint: Any, organisation: Organisation | None, test_mode: bool)
         raise invalid(f"channel.endpoint '{shown}' is not an absolute http(s) URL", path)
     if parts.username is not None or parts.fragment or any(c in endpoint for c in " \r\n\t"):
         raise invalid("channel.endpoint must not carry user info, a fragment or spaces", path)
+    # Path parameters (";"), a double-encoded or escaped character ("%25", "\\") could route
+    # differently at the receiver than the registered path prefix says: refused outright.
+    if any(c in parts.path for c in (";", "\\")) or "%25" in parts.path.lower():
+        raise invalid("channel.endpoint's path must not hold ';', '\\' or '%25'", path)
     # TLS always, except plain http to this machine in delivery test mode (settings).
     if parts.scheme == "http" and not (test_mode and parts.hostname in LOOPBACK):
         raise invalid(f"channel.endpoint '{shown}' must be https", path)

@@ -165,6 +165,9 @@ def test_no_channel() -> None:
         ("https://kela.example:notaport/fhir-notifications", "absolute"),
         ("https://user:pw@kela.example/fhir-notifications", "user info"),
         ("https://kela.example/fhir-notifications#x", "fragment"),
+        ("https://kela.example/fhir-notifications/..;/admin", "%25"),
+        ("https://kela.example/fhir-notifications/%252e%252e/admin", "%25"),
+        ("https://kela.example/fhir-notifications\\\\..\\\\admin", "%25"),
         ("http://kela.example/fhir-notifications", "must be https"),
         ("http://127.0.0.1:9000/fhir-notifications", "must be https"),  # loopback, test mode off
         ("https://evil.example/fhir-notifications", "registered delivery endpoints"),
