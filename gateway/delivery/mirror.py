@@ -14,6 +14,14 @@ equal items the list holds with the change in (`counts`: what tells an item A al
 a copy of this change). The inbox's own writes (A's change coming in) run inside `applying()`
 and are never sent back.
 
+Who may make a mirror: only the inbox. Its marker extension (MIRROR) is server-owned: `shape`
+(the Task WRITE_SHAPER, installed by gateway/delivery/__init__.py) refuses any other writer's
+create that carries it and any update that adds or changes it (one that drops it gets the
+stored one back; one that keeps it, as a user PUTting the mirror read, passes). A mirror's id
+is keyed with the deployment's pseudonym key (`mirror_id`: nobody can make the id of A's Task
+before the inbox does), and `push_back` sends only for a Task that is one: its id is the mirror
+id of the A id it names, its owner the upstream's organisation, its marker as stored before.
+
 Never logs content; never changes what the upstream alone may change (owner, businessStatus,
 input are the requester's: gateway/consent/task_rules.py).
 """
@@ -31,8 +39,10 @@ import orjson
 from adapters.ids import Ids
 from fhir_profiles import CANONICAL
 from gateway.consent.enforcement import WRITE_HOOKS, Written
+from gateway.consent.model import Caller as ConsentCaller
 from gateway.delivery import outbox
 from gateway.delivery.upstreams import Upstream
+from gateway.errors import Category, FhirError
 from gateway.storage.base import Session
 
 HOOK = "upstream-push-back"
@@ -72,8 +82,46 @@ def applying() -> Iterator[None]:
         _APPLYING.reset(token)
 
 
-def mirror_id(upstream: Upstream, task_id: str) -> str:
-    return Ids.derived("upstream-task", upstream.name, task_id)
+def mirror_id(ids: Ids, upstream: Upstream, task_id: str) -> str:
+    """Our mirror's id of A's Task `task_id`: keyed with the deployment's pseudonym key, so
+    that no one can create a Task under it before the inbox does (an unkeyed uuid5 of public
+    parts could be computed, and the id taken, by any organisation that may create a Task)."""
+    return ids.personal(f"{CANONICAL}/upstream-task/{upstream.name}", task_id)
+
+
+def markers(resource: Mapping[str, Any] | None) -> list[Any]:
+    """The MIRROR extensions of `resource`, as they are (server-owned content)."""
+    found = (resource or {}).get("extension")
+    if not isinstance(found, list):
+        return []
+    return [e for e in found if isinstance(e, Mapping) and e.get("url") == MIRROR]
+
+
+def shape(
+    who: ConsentCaller | None,
+    interaction: str,
+    live: Mapping[str, Any] | None,
+    new: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """The Task WRITE_SHAPER: the MIRROR marker is the inbox's alone (it writes inside
+    `applying()`). Any other writer (a caller, or a trusted tool) may keep what is stored: a
+    create carrying a marker, or an update adding or changing one, is refused (403); an update
+    leaving it out gets the stored one back (the Task stays a mirror)."""
+    if new is None or _APPLYING.get():
+        return new
+    theirs, held = markers(new), markers(live)
+    if theirs == held:
+        return new
+    if not theirs:
+        extension = new.get("extension")
+        kept = list(extension) if isinstance(extension, list) else []
+        return {**new, "extension": held + kept}
+    raise FhirError(
+        Category.FORBIDDEN,
+        "the upstream-task extension is set by the server only (an upstream's Task mirrored "
+        "here): it may not be added or changed",
+        ("Task.extension",),
+    )
 
 
 def marker(resource: Mapping[str, Any] | None) -> tuple[str, int] | None:
@@ -98,16 +146,17 @@ def upstream_id(upstream: Upstream, mirror: Mapping[str, Any]) -> str | None:
 
 def build(
     upstream: Upstream,
+    mid: str,
     task: Mapping[str, Any],
     version: int,
     live: Mapping[str, Any] | None,
     keep_local: bool,
 ) -> dict[str, Any]:
-    """The mirror of A's `task` (its `version`). `keep_local`: our changes A has not yet been
-    told stay as they are (they go to A, and A's next event brings them back)."""
+    """The mirror (id `mid`) of A's `task` (its `version`). `keep_local`: our changes A has not
+    yet been told stay as they are (they go to A, and A's next event brings them back)."""
     out: dict[str, Any] = {
         "resourceType": "Task",
-        "id": mirror_id(upstream, str(task["id"])),
+        "id": mid,
         "extension": [_marker(upstream.name, version)],
         "identifier": [{"system": upstream.task_system, "value": str(task["id"])}],
     }
@@ -197,16 +246,17 @@ def appended_counts(base: str, after: Mapping[str, Any], ops: Sequence[Mapping])
     return counts
 
 
-def install(upstreams: Mapping[str, Upstream]) -> None:
-    """Install the push-back hook for these upstreams (none: removed; one gateway per process)."""
-    if upstreams:
-        WRITE_HOOKS[HOOK] = lambda session, written: push_back(upstreams, session, written)
+def install(upstreams: Mapping[str, Upstream], ids: Ids | None) -> None:
+    """Install the push-back hook for these upstreams (none: removed; one gateway per process);
+    `ids`: the deployment's keyed id maker (mirror ids; needed when there are upstreams)."""
+    if upstreams and ids is not None:
+        WRITE_HOOKS[HOOK] = lambda session, written: push_back(upstreams, ids, session, written)
     else:
         WRITE_HOOKS.pop(HOOK, None)
 
 
 def push_back(
-    upstreams: Mapping[str, Upstream], session: Session, written: Sequence[Written]
+    upstreams: Mapping[str, Upstream], ids: Ids, session: Session, written: Sequence[Written]
 ) -> None:
     """Queue a PATCH of A's Task for every mirror whose work state our user changed here."""
     if _APPLYING.get():
@@ -216,18 +266,20 @@ def push_back(
             continue
         found = marker(write.resource)
         upstream = upstreams.get(found[0]) if found is not None else None
-        if upstream is None or write.resource is None or not write.version:
+        if upstream is None or found is None or write.resource is None or not write.version:
+            continue
+        a_id = upstream_id(upstream, write.resource)
+        if a_id is None or not _is_mirror(ids, upstream, a_id, write):
             continue
         before = _before(session, write)
-        a_id = upstream_id(upstream, write.resource)
-        ops = push_ops(upstream.base, before, write.resource) if before is not None else []
-        if not ops or a_id is None:
+        if before is None or markers(before) != markers(write.resource):
+            continue  # not a mirror the inbox made (or its marker not as the inbox left it)
+        ops = push_ops(upstream.base, before, write.resource)
+        if not ops:
             continue
         url = f"{upstream.base}/Task/{a_id}"
-        held = marker(before) or found
         message: dict[str, Any] = {"method": "PATCH", "url": url, "patch": ops}
-        if held is not None and held[0] == upstream.name:
-            message["version"] = held[1]  # A's version our user's change was made on
+        message["version"] = found[1]  # A's version our user's change was made on
         counts = appended_counts(upstream.base, write.resource, ops)
         if counts:
             message["counts"] = counts
@@ -243,6 +295,16 @@ def push_back(
             destination=url,
             now=time.time_ns() // 1000,
         )
+
+
+def _is_mirror(ids: Ids, upstream: Upstream, a_id: str, write: Written) -> bool:
+    """Whether the written Task is our mirror of A's Task `a_id`: under its (keyed) id, and
+    owned by the organisation the upstream assigns its Tasks to."""
+    owner = (write.resource or {}).get("owner")
+    reference = owner.get("reference") if isinstance(owner, Mapping) else None
+    return write.what == f"Task/{mirror_id(ids, upstream, a_id)}" and (
+        reference == f"Organization/{upstream.organization}"
+    )
 
 
 def _before(session: Session, write: Written) -> dict[str, Any] | None:

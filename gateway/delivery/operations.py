@@ -60,6 +60,7 @@ def status(svc: Services, req: FhirRequest) -> FhirResponse:
         errors=errors,
     )
     body["type"] = "searchset"  # the $status answer is a search set of SubscriptionStatus
+    body.pop("meta", None)  # not a notification
     body["total"] = 1
     return FhirResponse(200, body)
 

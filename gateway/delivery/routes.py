@@ -6,13 +6,18 @@ secret our Subscription at the upstream asked it to send (`Authorization: Bearer
 compared in constant time with the SHA-256 in the upstream's file). Answers: 200 once every new
 event is applied and committed (handshakes and heartbeats at once); 400 OperationOutcome for a
 notification we cannot read (nothing of it applied but what came before the bad event); 401
-for a wrong or missing secret; 404 for an unknown upstream; 503 while the database is busy, so
-the upstream sends again. Never logs a body, a header or the secret.
+for a wrong or missing secret and for an upstream name that is not configured, alike (the same
+answer, the same hashing and comparison: the names cannot be told apart from outside); 503
+while the database is busy, so the upstream sends again. Never logs a body, a header or the
+secret.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import secrets
 
 import anyio.to_thread
 import orjson
@@ -24,24 +29,26 @@ from gateway.delivery.upstreams import Upstream, load_upstreams
 from gateway.errors import Category, FhirError, information
 from gateway.fhir_api import formats
 from gateway.fhir_api.context import Services, digits
+from gateway.security.pseudonyms import load_ids
 
 log = logging.getLogger("gateway.delivery")
 PATH = "/delivery/notifications/{upstream}"
 REALM = 'Bearer realm="fhir-plan-gateway upstream notifications"'
+# What a secret sent to an unknown upstream name is compared with (matches nothing).
+_NOBODY = secrets.token_bytes(32)
 
 
 def install(app: FastAPI, svc: Services) -> dict[str, Upstream]:
     """Read the upstreams (a malformed file stops the start), install the push-back hook and
     the receiving route. Returns the upstreams."""
     upstreams = load_upstreams(svc.settings.upstreams_dir)
-    mirror.install(upstreams)
+    if upstreams and svc.ids is None:
+        svc.ids = load_ids(svc.settings)  # mirror ids are keyed (mirror.mirror_id)
+    mirror.install(upstreams, svc.ids)
 
     async def receive(request: Request, upstream: str) -> Response:
         try:
-            found = upstreams.get(upstream)
-            if found is None:
-                raise FhirError(Category.NOT_FOUND, "no upstream of that name is configured")
-            _authorise(found, request.headers.get("authorization"))
+            found = _authorise(upstreams.get(upstream), request.headers.get("authorization"))
             notification = inbox.parse(await _body(request, svc))
             received = inbox.Received(0, 0)
             if notification.events:
@@ -63,14 +70,21 @@ def install(app: FastAPI, svc: Services) -> dict[str, Upstream]:
     return upstreams
 
 
-def _authorise(upstream: Upstream, header: str | None) -> None:
+def _authorise(upstream: Upstream | None, header: str | None) -> Upstream:
+    """The upstream the caller proved to be; 401 alike for a wrong or missing secret and for an
+    unknown upstream name (which is hashed and compared all the same)."""
     scheme, _, secret = (header or "").strip().partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip() or not upstream.accepts(secret.strip()):
+    given = secret.strip()
+    expected = upstream.secret_sha256 if upstream is not None else _NOBODY
+    digest = hashlib.sha256(given.encode("utf-8")).digest()
+    matched = hmac.compare_digest(digest, expected)  # as Upstream.accepts
+    if scheme.lower() != "bearer" or not given or upstream is None or not matched:
         raise FhirError(
             Category.UNAUTHORIZED,
             "the channel's bearer secret is missing or wrong",
             headers={"WWW-Authenticate": REALM},
         )
+    return upstream
 
 
 async def _body(request: Request, svc: Services) -> object:
@@ -97,8 +111,13 @@ def _base(request: Request, svc: Services) -> str:
 
 
 def _done(kind: str, received: inbox.Received) -> dict:
+    refused = (
+        f", {received.refused} refused (a Task there not ours to overwrite)"
+        if received.refused
+        else ""
+    )
     return information(
-        f"{kind}: {received.applied} event(s) applied, {received.repeated} already had"
+        f"{kind}: {received.applied} event(s) applied, {received.repeated} already had{refused}"
     )
 
 

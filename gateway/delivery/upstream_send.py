@@ -4,9 +4,12 @@ channel "fhir" (queued by mirror.push_back), a JSON Patch of the upstream's Task
 We call the upstream as its registered client: an access token from its token endpoint (SMART
 Backend Services, https://hl7.org/fhir/smart-app-launch/backend-services.html: discovery at
 {base}/.well-known/smart-configuration, client_credentials with a private_key_jwt assertion
-signed with our key), kept until shortly before it expires. `send` returns None once the
-upstream took the change; else an error code: "reject-<status>" for an answer that sending again
-cannot change (the relay dead-letters it), any other code is retried with backoff.
+signed with our key), kept until shortly before it expires. The token endpoint discovery names
+must be https (http only on a loopback host, as for the upstream's base): our signed assertion
+and the token never travel in the clear ("token-endpoint-insecure" otherwise, retried). `send`
+returns None once the upstream took the change; else an error code: "reject-<status>" for an
+answer that sending again cannot change (the relay dead-letters it), any other code is retried
+with backoff.
 
 Sending is safe to repeat (the relay sends at least once: an answer lost to a timeout or to our
 own end is sent again). The PATCH goes with `If-Match: W/"<A's version>"`, the version the mirror
@@ -28,7 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import orjson
 from joserfc import jwt
@@ -37,6 +40,7 @@ from adapters.partner_fhir.client import PartnerClient
 from adapters.partner_fhir.errors import PartnerError
 from gateway.delivery.outbox import Row
 from gateway.delivery.upstreams import Upstream, load_upstreams
+from gateway.security.registry import LOOPBACK
 from gateway.security.token_endpoint import ASSERTION_TYPE, GRANT_TYPE
 from gateway.settings import Settings
 
@@ -101,8 +105,23 @@ class TokenCache:
             found = _json(body).get("token_endpoint") if status == 200 else None
             if not isinstance(found, str) or not found.startswith(("https://", "http://")):
                 raise _Failed(f"discovery-{status}" if status != 200 else "discovery-bad")
+            if not _secure(found):
+                raise _Failed("token-endpoint-insecure")
             self._endpoints[upstream.name] = found
         return self._endpoints[upstream.name]
+
+
+def _secure(url: str) -> bool:
+    """Whether a token endpoint URL is https (or http on a loopback host), with a host and no
+    user part."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return False
+    if not host or parts.username is not None or parts.password is not None:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and host in LOOPBACK)
 
 
 async def _request_token(client: PartnerClient, up: Upstream, url: str) -> tuple[str, float]:

@@ -33,9 +33,12 @@ def settings(settings: Settings, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def mid(settings: Settings) -> str:
+def mid(services: Services) -> str:
     """Our mirror's id of A's Task t1."""
-    return mirror.mirror_id(load_upstreams(settings.upstreams_dir)["a"], "t1")
+    assert services.ids is not None
+    return mirror.mirror_id(
+        services.ids, load_upstreams(services.settings.upstreams_dir)["a"], "t1"
+    )
 
 
 def push(client: TestClient, body: Any, headers: dict[str, str] = CHANNEL) -> Any:
@@ -85,19 +88,25 @@ def test_handshake_and_heartbeat_apply_nothing(client: TestClient, services: Ser
 
 
 @pytest.mark.parametrize(
-    ("url", "headers", "status"),
+    ("url", "headers"),
     [
-        ("/delivery/notifications/b", CHANNEL, 404),  # no such upstream
-        (URL, {**CHANNEL, "Authorization": "Bearer wrong"}, 401),
-        (URL, {"Content-Type": "application/fhir+json"}, 401),
+        (URL, {**CHANNEL, "Authorization": "Bearer wrong"}),
+        (URL, {"Content-Type": "application/fhir+json"}),
+        ("/delivery/notifications/b", CHANNEL),  # no such upstream: not told apart (no 404)
+        ("/delivery/notifications/b", {**CHANNEL, "Authorization": "Bearer wrong"}),
+        ("/delivery/notifications/b", {"Content-Type": "application/fhir+json"}),
     ],
 )
-def test_unknown_upstream_and_wrong_secret(
-    client: TestClient, url: str, headers: dict[str, str], status: int
+def test_unknown_upstream_and_wrong_secret_answer_alike(
+    client: TestClient, url: str, headers: dict[str, str]
 ) -> None:
-    answer = client.post(url, content=orjson.dumps(notification(A, [])), headers=headers)
-    assert answer.status_code == status
+    body = orjson.dumps(notification(A, []))
+    wrong = client.post(URL, content=body, headers={**CHANNEL, "Authorization": "Bearer x"})
+    answer = client.post(url, content=body, headers=headers)
+    assert answer.status_code == 401
     assert answer.json()["resourceType"] == "OperationOutcome"
+    assert answer.content == wrong.content
+    assert answer.headers["www-authenticate"] == wrong.headers["www-authenticate"]
 
 
 @pytest.mark.parametrize(
@@ -119,6 +128,84 @@ def test_unreadable_notifications_are_400(client: TestClient, body: bytes) -> No
     answer = client.post(URL, content=body, headers=CHANNEL)
     assert answer.status_code == 400, answer.text
     assert answer.json()["issue"][0]["severity"] == "error"
+
+
+def _status(*params: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "type", "valueCode": "event-notification"},
+            {"name": "subscription", "valueReference": {"reference": "Subscription/s1"}},
+            *params,
+        ],
+    }
+
+
+def _event(*parts: Any, **more: Any) -> dict[str, Any]:
+    return {"name": "notification-event", "part": list(parts), **more}
+
+
+NUMBER = {"name": "event-number", "valueString": "1"}
+FOCUS = {"name": "focus", "valueReference": {"reference": "Task/t1/_history/1"}}
+TASK_1 = {**a_task(), "meta": {"versionId": "1"}}
+EVENT_0 = "Bundle.entry[0].resource.parameter:notification-event[0]"
+
+
+def _bundle(status: Any, *resources: Any) -> dict[str, Any]:
+    entries = [{"resource": status}, *({"resource": r} for r in resources)]
+    return {"resourceType": "Bundle", "type": "history", "entry": entries}
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        (
+            _bundle({"resourceType": "Parameters", "parameter": 5}),
+            "Bundle.entry[0].resource.parameter",
+        ),
+        (_bundle(_status({"name": "notification-event", "part": 7})), EVENT_0),
+        (
+            _bundle(
+                _status(_event(NUMBER, {"name": "focus", "valueReference": "Task/t1/_history/1"}))
+            ),
+            f"{EVENT_0}.part:focus",
+        ),
+        (
+            _bundle(_status(), {"resourceType": "Task", "id": "x", "meta": "m"}),
+            "Bundle.entry[1].resource.meta",
+        ),
+        (
+            _bundle(_status(_event(NUMBER, FOCUS)), {**TASK_1, "meta": "m"}),
+            "Bundle.entry[1].resource.meta",
+        ),
+        (
+            {
+                **_bundle(_status(_event(NUMBER, FOCUS))),
+                "entry": [{"resource": _status(_event(NUMBER, FOCUS))}, {"request": "DELETE"}],
+            },
+            "Bundle.entry[1].request",
+        ),
+        (
+            _bundle(
+                _status(_event({"name": "event-number", "valueString": "9" * 20}, FOCUS)), TASK_1
+            ),
+            EVENT_0,
+        ),
+        (_bundle(_status(_event(NUMBER, FOCUS, extension=3)), TASK_1), EVENT_0),
+        (_bundle(_status(_event(NUMBER, FOCUS, extension=[3, "x"]))), EVENT_0),  # no Task
+        (_bundle(_status(_event("x", 4, NUMBER, FOCUS)), 5), EVENT_0),  # no Task either
+    ],
+)
+def test_malformed_notifications_are_400_naming_where(
+    client: TestClient, services: Services, body: Any, path: str
+) -> None:
+    answer = push(client, body)
+    assert answer.status_code == 400, answer.text
+    outcome = answer.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["expression"] == [path]
+    with services.repo.reader() as session:
+        assert session.query("SELECT COUNT(*) FROM inbox")[0][0] == 0
 
 
 def test_a_repeat_changes_nothing(

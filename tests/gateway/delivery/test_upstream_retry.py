@@ -139,8 +139,10 @@ def kela(services: Services, client: TestClient, org_client: Any, a_side: A) -> 
     return kela
 
 
-def mirror_url(settings: Settings) -> str:
-    return f"/fhir/Task/{mirror.mirror_id(load_upstreams(settings.upstreams_dir)['a'], TASK)}"
+def mirror_url(services: Services) -> str:
+    assert services.ids is not None
+    upstream = load_upstreams(services.settings.upstreams_dir)["a"]
+    return f"/fhir/Task/{mirror.mirror_id(services.ids, upstream, TASK)}"
 
 
 def relay_rounds(services: Services, rounds: int = 3) -> list[tuple[str, int, str | None]]:
@@ -163,7 +165,7 @@ def test_a_note_told_again_after_a_lost_answer_is_at_a_once(
 ) -> None:
     version = at_a(kela)["meta"]["versionId"]
     note = [{"op": "add", "path": "/note/-", "value": {"text": "Asiakas tavattu"}}]
-    assert kela.patch(mirror_url(settings), json=note, headers=PATCH).status_code == 200
+    assert kela.patch(mirror_url(services), json=note, headers=PATCH).status_code == 200
     a_side.lose = 1
     rows = relay_rounds(services)
     assert [n["text"] for n in at_a(kela)["note"]] == ["first", "Asiakas tavattu"]
@@ -176,7 +178,7 @@ def test_a_status_change_told_again_after_a_lost_answer_is_delivered(
 ) -> None:
     assert at_a(kela)["status"] == "accepted"
     start = [{"op": "replace", "path": "/status", "value": "in-progress"}]
-    assert kela.patch(mirror_url(settings), json=start, headers=PATCH).status_code == 200
+    assert kela.patch(mirror_url(services), json=start, headers=PATCH).status_code == 200
     a_side.lose = 1
     rows = relay_rounds(services)
     assert at_a(kela)["status"] == "in-progress"
@@ -187,7 +189,7 @@ def test_a_change_on_a_task_a_changed_meanwhile_goes_against_its_new_version(
     services: Services, settings: Settings, kela: Any, a_side: A
 ) -> None:
     note = [{"op": "add", "path": "/note/-", "value": {"text": "Asiakas tavattu"}}]
-    assert kela.patch(mirror_url(settings), json=note, headers=PATCH).status_code == 200
+    assert kela.patch(mirror_url(services), json=note, headers=PATCH).status_code == 200
     own = [{"op": "add", "path": "/note/-", "value": {"text": "A:n oma"}}]  # not yet at B
     assert kela.patch(f"/fhir/Task/{TASK}", json=own, headers=PATCH).status_code == 200
     version = int(at_a(kela)["meta"]["versionId"])
@@ -200,7 +202,7 @@ def test_a_change_that_no_longer_applies_at_a_is_a_dead_letter(
     services: Services, settings: Settings, kela: Any, a_side: A
 ) -> None:
     start = [{"op": "replace", "path": "/status", "value": "in-progress"}]
-    assert kela.patch(mirror_url(settings), json=start, headers=PATCH).status_code == 200
+    assert kela.patch(mirror_url(services), json=start, headers=PATCH).status_code == 200
     done = [{"op": "replace", "path": "/status", "value": "completed"}]  # at A, not yet at B
     assert kela.patch(f"/fhir/Task/{TASK}", json=done, headers=PATCH).status_code == 200
     assert relay_rounds(services, 1) == [("dead", 1, "reject-422")]

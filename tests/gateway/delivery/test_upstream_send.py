@@ -52,13 +52,15 @@ class Upstream:
     gets: int = 0
     # called after each GET (before its answer): A changes the Task meanwhile
     after_get: Any = None
+    token_endpoint: str | None = None  # what discovery names (None: its own, on the loopback)
 
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}/fhir"
 
     async def configuration(self, request: web.Request) -> web.Response:
-        return web.json_response({"token_endpoint": f"http://127.0.0.1:{self.port}/auth/token"})
+        own = f"http://127.0.0.1:{self.port}/auth/token"
+        return web.json_response({"token_endpoint": self.token_endpoint or own})
 
     async def token(self, request: web.Request) -> web.Response:
         form = dict(parse_qsl((await request.read()).decode()))
@@ -228,6 +230,32 @@ def test_no_token_no_patch(upstream: Upstream, tokens: TokenCache) -> None:
     upstream.token_status = 400
     assert send_all(tokens, row(f"{upstream.base}/Task/t1")) == ["token-400"]
     assert upstream.patches == []
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://a.example/auth/token",  # plain http off the loopback: assertion in the clear
+        "http://10.0.0.7:8080/auth/token",
+        "http://kela@127.0.0.1/auth/token",  # a user part
+        "https:///auth/token",  # no host
+    ],
+)
+def test_a_token_endpoint_not_on_tls_is_never_called(
+    upstream: Upstream, tokens: TokenCache, endpoint: str
+) -> None:
+    upstream.token_endpoint = endpoint
+    assert send_all(tokens, row(f"{upstream.base}/Task/t1")) == ["token-endpoint-insecure"]
+    assert upstream.tokens == 0 and upstream.patches == []
+
+
+def test_secure_token_endpoints() -> None:
+    assert upstream_send._secure("https://a.example/auth/token")
+    assert upstream_send._secure("http://127.0.0.1:8080/auth/token")
+    assert upstream_send._secure("http://localhost/auth/token")
+    assert upstream_send._secure("http://[::1]:8080/auth/token")
+    assert not upstream_send._secure("http://127.0.0.1.a.example/auth/token")
+    assert not upstream_send._secure("http://[::1/auth/token")  # not a URL
 
 
 def test_payloads_it_will_not_send(upstream: Upstream, tokens: TokenCache) -> None:
