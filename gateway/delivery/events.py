@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from functools import lru_cache
 from itertools import groupby
 from typing import Any
 
@@ -26,7 +25,7 @@ from gateway.consent.context import ConsentContext
 from gateway.consent.enforcement import PURPOSE_SYSTEM, RepoLoader, Written
 from gateway.consent.model import Caller as ConsentCaller
 from gateway.delivery import outbox
-from gateway.delivery.subscription_spec import SubscriptionSpec
+from gateway.delivery.subscription_spec import SubscriptionSpec, stored_spec
 from gateway.delivery.topics import Topic, load_topics
 from gateway.storage.base import Session
 
@@ -35,11 +34,6 @@ _INTERACTION = {"create": "create", "update": "update", "patch": "update", "dele
 
 def topic_types() -> frozenset[str]:
     return frozenset(t.resource_type for t in load_topics().values())
-
-
-@lru_cache(maxsize=4096)
-def _spec(text: str) -> SubscriptionSpec:
-    return SubscriptionSpec.from_json(text)
 
 
 def subscriber(organization: str, spec: SubscriptionSpec) -> ConsentCaller | None:
@@ -76,7 +70,7 @@ def enqueue(session: Session, written: Sequence[Written], now: int, gated: bool 
         resource_type = write.what.split("/", 1)[0]
         previous = _Previous(session, write)
         for sub_id, organization, topic_url, text in subs:
-            spec = _spec(str(text))
+            spec = stored_spec(str(text))
             topic = topics.get(str(topic_url))
             if topic is None or topic.resource_type != resource_type:
                 continue

@@ -26,9 +26,9 @@ from gateway.consent.context import ConsentContext
 from gateway.consent.model import Caller as ConsentCaller
 from gateway.consent.model import Decision
 from gateway.delivery.outbox import Row
+from gateway.delivery.subscription_spec import BACKPORT_DEFINITIONS as BACKPORT
 from gateway.storage.base import Session, instant
 
-BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
 NOTIFICATION_PROFILE = f"{BACKPORT}/backport-subscription-notification-r4"
 STATUS_PROFILE = f"{BACKPORT}/backport-subscription-status-r4"
 EVENT_ID = f"{CANONICAL}/StructureDefinition/notification-event-id"

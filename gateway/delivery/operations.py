@@ -18,7 +18,6 @@ from gateway.consent.enforcement import RepoLoader
 from gateway.coordination.common import Params, invalid, where
 from gateway.delivery import notifications, outbox, subscriptions
 from gateway.delivery.events import subscriber
-from gateway.delivery.outbox import Row
 from gateway.errors import Category, FhirError
 from gateway.fhir_api.context import FhirRequest, FhirResponse, Services
 from gateway.fhir_api.operations import Operation, Param
@@ -82,7 +81,7 @@ def events(svc: Services, req: FhirRequest) -> FhirResponse:
             message = "eventsUntilNumber is below eventsSinceNumber"
             raise invalid(message, where("eventsUntilNumber"))
         high = min(high, low + MAX_EVENTS - 1)
-        rows = _rows(session, str(req.id), low, high)
+        rows = outbox.events_between(session, str(req.id), low, high)
         payload = content or spec.payload
         who = subscriber(organization, spec) if not req.gate.is_trusted else None
         if not req.gate.is_trusted and (who is None or not _may_read(req, spec.resource_type)):
@@ -121,20 +120,6 @@ def _number(params: Params, name: str) -> int | None:
     if not text.isdigit() or len(text) > 18:
         raise invalid(f"parameter '{name}' takes an event number", where(name))
     return int(text)
-
-
-def _rows(session: Session, stream: str, low: int, high: int) -> list[Row]:
-    """The event rows numbered low..high that are still kept, one per number."""
-    found = session.query(
-        "SELECT pos, id, channel, stream, seq, kind, focus, payload, destination, created_us, "
-        "since_us, attempts FROM outbox WHERE stream = ? AND kind = 'event' "
-        "AND seq >= ? AND seq <= ? ORDER BY seq, pos",
-        (stream, low, high),
-    )
-    rows: dict[int, Row] = {}
-    for r in found:
-        rows.setdefault(int(r[4]), outbox._row(r))
-    return list(rows.values())
 
 
 OPERATIONS: tuple[Operation, ...] = (

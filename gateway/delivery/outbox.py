@@ -223,6 +223,20 @@ def _row(r: tuple) -> Row:
     )
 
 
+def events_between(session: Session, stream: str, low: int, high: int) -> list[Row]:
+    """The event rows of a stream numbered low..high that are still kept, one per number (the
+    first queued, should a re-send ever have made two)."""
+    found = session.query(
+        f"SELECT {_COLUMNS} FROM outbox WHERE stream = ? AND kind = 'event' "
+        "AND seq >= ? AND seq <= ? ORDER BY seq, pos",
+        (stream, low, high),
+    )
+    rows: dict[int, Row] = {}
+    for r in found:
+        rows.setdefault(int(r[4]), _row(r))
+    return list(rows.values())
+
+
 # -- outcomes (the relay records a round's outcomes in one transaction) ---------------------------
 def mark_sent(session: Session, rows: Sequence[Row], now: int) -> None:
     for row in rows:

@@ -32,7 +32,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 from adapters.hl7v2.client import DeliveryError, Reply
@@ -48,7 +47,7 @@ from gateway.consent.enforcement import RepoLoader
 from gateway.delivery import notifications, outbox, subscriptions
 from gateway.delivery.events import subscriber
 from gateway.delivery.outbox import Backoff, Batch, Row
-from gateway.delivery.subscription_spec import SubscriptionSpec, check_endpoint
+from gateway.delivery.subscription_spec import SubscriptionSpec, check_endpoint, stored_spec
 from gateway.errors import FhirError
 from gateway.fhir_api.context import Services
 from gateway.security.scopes import permits
@@ -65,12 +64,6 @@ LEASE_SLACK = 0.5  # seconds: every send ends this long before its lease (clocks
 
 def now_us() -> int:
     return time.time_ns() // 1000
-
-
-@lru_cache(maxsize=4096)
-def _spec(text: str) -> SubscriptionSpec:
-    """A stored spec, parsed once per distinct text (the relay reads it every round)."""
-    return SubscriptionSpec.from_json(text)
 
 
 @dataclass
@@ -260,7 +253,7 @@ class Relay:
     def _rows_per_stream(self, session: Session, stream: str) -> int:
         """Rows to claim of a subscription's stream: a round's notifications' worth."""
         rows = session.query("SELECT spec FROM subscriptions WHERE id = ?", (stream,))
-        size = _spec(str(rows[0][0])).max_count if rows else 1
+        size = stored_spec(str(rows[0][0])).max_count if rows else 1
         return min(size * self.burst, max(size, 256))
 
     def _prepare(self, batches: Sequence[Batch]) -> list[_Stream]:
@@ -295,14 +288,11 @@ class Relay:
 
     def _prepare_rest_hook(self, session: Session, context: ConsentContext, plan: _Stream) -> None:
         sub_id, rows = plan.batch.stream, list(plan.batch.rows)
-        found = session.query(
-            "SELECT organization, spec, status, events FROM subscriptions WHERE id = ?", (sub_id,)
-        )
-        if not found:
+        found = subscriptions.load(session, sub_id)
+        if found is None:
             plan.sends = [_Send(rows, told=rows, dead="subscription-gone")]
             return
-        organization, text, status, events = str(found[0][0]), found[0][1], found[0][2], found[0][3]
-        spec = _spec(str(text))
+        organization, spec, status, events = found
         org = self._organisation(organization)
         # no subscriber (made without authentication) is served only while none is required
         gated = self.svc.settings.require_auth
@@ -491,7 +481,7 @@ class Relay:
             )
         due = []
         for sub_id, text, events, last in rows:
-            spec = _spec(str(text))
+            spec = stored_spec(str(text))
             if not spec.heartbeat_s or (last or 0) + spec.heartbeat_s * 1_000_000 > now:
                 continue
             if not self._endpoint_allowed(str(sub_id), spec):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,7 +22,8 @@ from gateway.errors import Category, FhirError, invalid
 from gateway.security.registry import LOOPBACK, Organisation
 
 # http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-<name>
-BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-"
+BACKPORT_DEFINITIONS = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
+BACKPORT = BACKPORT_DEFINITIONS + "/backport-"
 FILTER_CRITERIA = BACKPORT + "filter-criteria"
 PAYLOAD_CONTENT = BACKPORT + "payload-content"
 HEARTBEAT_PERIOD = BACKPORT + "heartbeat-period"
@@ -68,6 +70,13 @@ class SubscriptionSpec:
         doc["filters"] = tuple((name, tuple(values)) for name, values in doc["filters"])
         doc["headers"] = tuple(doc["headers"])
         return cls(**doc)
+
+
+@lru_cache(maxsize=4096)
+def stored_spec(text: str) -> SubscriptionSpec:
+    """A spec as stored in the `subscriptions` row, parsed once per distinct text (matching and
+    the relay read it for every write and every round)."""
+    return SubscriptionSpec.from_json(text)
 
 
 def parse_subscription(

@@ -27,7 +27,7 @@ from gateway.consent.enforcement import Written
 from gateway.consent.model import Caller as ConsentCaller
 from gateway.consent.vocabulary import CUSTODIAN_EXTENSION
 from gateway.delivery import outbox
-from gateway.delivery.subscription_spec import SubscriptionSpec, parse_subscription
+from gateway.delivery.subscription_spec import SubscriptionSpec, parse_subscription, stored_spec
 from gateway.errors import Category, FhirError
 from gateway.security.registry import Registry
 from gateway.security.scopes import permits
@@ -173,7 +173,7 @@ def load(session: Session, sub_id: str) -> tuple[str, SubscriptionSpec, str, int
     if not rows:
         return None
     org, text, status, events = rows[0]
-    return str(org), SubscriptionSpec.from_json(str(text)), str(status), int(events)
+    return str(org), stored_spec(str(text)), str(status), int(events)
 
 
 def set_status(session: Session, sub_id: str, status: str, error: str | None = None) -> None:
