@@ -234,11 +234,17 @@ class Relay:
         return len(batches)
 
     async def _record_late(self, task: asyncio.Future[None], plan: _Stream) -> None:
+        """Record a stream that outlived its round. Nobody awaits this task's result, so a
+        failure is logged here (its rows stay leased and come due again, as after a crash)."""
         try:
             await task
-        finally:
+        except Exception as exc:
+            log.warning("delivery relay send failed (%s)", type(exc).__name__)
+        try:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self._pool, self._record, [plan])
+        except Exception as exc:
+            log.warning("delivery relay record failed (%s)", type(exc).__name__)
 
     # -- claiming and preparing (worker threads) --------------------------------------------
     def _claim(self, now: int) -> list[Batch]:
