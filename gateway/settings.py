@@ -95,6 +95,11 @@ class Settings:
     # leaves them to be sent again once it is over. Must exceed the longest send timeout (60 s);
     # tests that kill gateways shorten it (PLAN_GATEWAY_DELIVERY_LEASE_S).
     delivery_lease_s: float = field(default_factory=lambda: float(_env("DELIVERY_LEASE_S", "121")))
+    # The longest wait between two tries of a failing push (exponential backoff, doubling
+    # from 2 s); tests driving kills and failures shorten it so a drain stays bounded.
+    delivery_backoff_cap_s: float = field(
+        default_factory=lambda: float(_env("DELIVERY_BACKOFF_CAP_S", "600"))
+    )
     # The upstreams whose Tasks this gateway mirrors as their partner (gateway/delivery/
     # upstreams.py): a directory of one JSON file each (PLAN_GATEWAY_UPSTREAMS); unset: off.
     upstreams_dir: str | None = field(

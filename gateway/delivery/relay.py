@@ -139,7 +139,7 @@ class Relay:
     ) -> None:
         self.svc = svc
         self.interval, self.streams = interval, streams
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or Backoff(cap=svc.settings.delivery_backoff_cap_s)
         self.mllp_timeout, self.mllp_sender = mllp_timeout, mllp_sender
         self.keep = keep
         self.client_factory = client_factory

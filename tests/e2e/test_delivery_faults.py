@@ -270,6 +270,10 @@ def gateway_env(workdir: Path, organisations: Path, database: str) -> dict[str, 
         "PLAN_GATEWAY_DELIVERY_RELAY": "1",
         "PLAN_GATEWAY_DELIVERY_TEST_MODE": "1",
         "PLAN_GATEWAY_DELIVERY_LEASE_S": str(LEASE_S),
+        # Every claim counts as an attempt, so rows claimed by a gateway that was then killed
+        # back off long on their next failure (2^attempts s): with the production cap (600 s)
+        # a loaded machine could outwait the drain. The backoff itself is tested elsewhere.
+        "PLAN_GATEWAY_DELIVERY_BACKOFF_CAP_S": "4",
     }
 
 
