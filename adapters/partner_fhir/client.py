@@ -21,6 +21,7 @@ This is the only module that imports aiohttp (STYLE.md #7).
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ class PushResult:
         return self.error is None and self.status is not None and 200 <= self.status < 300
 
 
+@functools.lru_cache(maxsize=1024)  # a subscription's headers are parsed for every push
 def parse_header(text: str) -> tuple[str, str]:
     """(name, value) of a Subscription.channel.header string "Name: value"."""
     name, colon, value = text.partition(":")
@@ -190,6 +192,8 @@ async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes | 
     closed rather than pooled)."""
     if (response.content_length or 0) > limit:
         return None
+    if response.content_length is not None:  # bounded by the check above: one read
+        return await response.read()
     chunks, size = [], 0
     async for chunk in response.content.iter_any():
         size += len(chunk)

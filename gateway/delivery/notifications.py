@@ -13,8 +13,8 @@ carries its stable event id (extension EVENT_ID) so that receivers de-duplicate.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +27,7 @@ from gateway.consent.model import Caller as ConsentCaller
 from gateway.consent.model import Decision
 from gateway.delivery.outbox import Row
 from gateway.delivery.subscription_spec import BACKPORT_DEFINITIONS as BACKPORT
-from gateway.storage.base import Session, instant
+from gateway.storage.base import Session, StoredVersion, instant
 
 NOTIFICATION_PROFILE = f"{BACKPORT}/backport-subscription-notification-r4"
 STATUS_PROFILE = f"{BACKPORT}/backport-subscription-status-r4"
@@ -43,6 +43,7 @@ class Event:
     version: str
     resource: Mapping[str, Any] | None  # the focus version as the subscriber may see it
     deleted: bool = False
+    clients: tuple[str, ...] = ()  # the Patients it tells of (audited once sent)
 
 
 @dataclass
@@ -54,40 +55,127 @@ class Disclosure:
     clients: dict[str, list[str]] = field(default_factory=dict)  # Patient id -> versions told
 
 
+class Shared:
+    """What one relay round decides once however many notifications tell of it: each focus
+    version (read in one query per few hundred, not one per event), and each subscriber's
+    decision on it. One event fanned out to several subscriptions of one organisation (one
+    topic matching twice, or several endpoints) is read and decided once. A decision is a
+    function of the subscriber, the version and the round's `ConsentContext` (one `now`, one
+    snapshot), so sharing it changes no answer."""
+
+    def __init__(self, session: Session, context: ConsentContext) -> None:
+        self.session, self.context = session, context
+        self._content: dict[str, tuple[Mapping[str, Any] | None, bool]] = {}
+        self._decided: dict[tuple[ConsentCaller | None, str, bool], Event | Decision | None] = {}
+
+    def load(self, rows: Iterable[Row]) -> None:
+        """Read the focus versions of these event rows not read yet, and everything deciding
+        on them needs (ConsentContext.prepare: a few bulk reads)."""
+        seen = self._content
+        wanted = sorted(
+            {r.focus for r in rows if r.kind == "event" and r.focus and r.focus not in seen}
+        )
+        if not wanted:
+            return
+        keys = [_version_key(f) for f in wanted]
+        found = _versions(self.session, [k for k in keys if k is not None])
+        for focus, key in zip(wanted, keys, strict=True):
+            stored = found.get(key) if key is not None else None
+            deleted = stored is None or stored.deleted
+            if deleted and key is not None:
+                content = _last_live(self.session, *key)
+            else:
+                content = orjson.loads(stored.body) if stored is not None else None
+            self._content[focus] = (content, deleted)
+        self.context.prepare(c for c, _ in (self._content[f] for f in wanted) if c is not None)
+
+    def decide(self, row: Row, who: ConsentCaller | None, full: bool) -> Event | Decision | None:
+        """The event as `who` may be told it, or why not (a Decision, or None: nothing left)."""
+        key = (who, str(row.focus), full)
+        if key in self._decided:
+            shared = self._decided[key]
+            return replace(shared, row=row) if isinstance(shared, Event) else shared
+        if row.focus not in self._content:
+            self.load([row])
+        content, deleted = self._content[str(row.focus)]
+        reference, _, version = str(row.focus).partition("/_history/")
+        result: Event | Decision | None
+        if content is None:  # nothing left to decide on (pruned history): tell nothing
+            result = None
+        elif who is None:
+            result = Event(row, reference, version, content if full and not deleted else None,
+                           deleted)  # fmt: skip
+        else:
+            decision = hooks.can_see(who, content, self.context)
+            if not decision.allowed:
+                result = decision
+            else:
+                shown = hooks.will_see(who, content, self.context) if full and not deleted else None
+                result = Event(row, reference, version, shown, deleted, tuple(decision.clients))
+        self._decided[key] = result
+        return result
+
+
 def disclose(
     session: Session,
     rows: Sequence[Row],
     who: ConsentCaller | None,
     context: ConsentContext,
     full: bool,
+    shared: Shared | None = None,
 ) -> Disclosure:
-    """Decide every event row again as the subscriber `who` (None: no gate)."""
+    """Decide every event row again as the subscriber `who` (None: no gate). `shared`: the
+    round's reads and decisions, when several notifications are decided together."""
+    if shared is None:
+        shared = Shared(session, context)
+    shared.load(rows)
     out = Disclosure()
     for row in rows:
         if row.kind != "event" or not row.focus:
             continue
-        reference, _, version = row.focus.partition("/_history/")
-        resource_type, id = reference.split("/", 1)
-        stored = session.version(resource_type, id, int(version))
-        deleted = stored is None or stored.deleted
-        content = _last_live(session, resource_type, id, int(version)) if deleted else None
-        if content is None and stored is not None and not stored.deleted:
-            content = orjson.loads(stored.body)
-        if content is None:  # nothing left to decide on (pruned history): tell nothing
-            out.withheld.append((row, None))
+        told = shared.decide(row, who, full)
+        if not isinstance(told, Event):
+            out.withheld.append((row, told))
             continue
-        if who is not None:
-            decision = hooks.can_see(who, content, context)
-            if not decision.allowed:
-                out.withheld.append((row, decision))
-                continue
-            shown = hooks.will_see(who, content, context) if full and not deleted else None
-            for client in decision.clients:
-                out.clients.setdefault(client, []).append(f"{reference}/_history/{version}")
-        else:
-            shown = content if full and not deleted else None
-        out.events.append(Event(row, reference, version, shown, deleted))
+        for client in told.clients:
+            out.clients.setdefault(client, []).append(f"{told.reference}/_history/{told.version}")
+        out.events.append(told)
     return out
+
+
+def _version_key(focus: str) -> tuple[str, str, int] | None:
+    reference, _, version = focus.partition("/_history/")
+    resource_type, _, id = reference.partition("/")
+    if not id or not version.isdigit():
+        return None
+    return resource_type, id, int(version)
+
+
+VERSIONS_PER_QUERY = 300  # three parameters each: well inside SQLite's and PostgreSQL's limits
+
+
+def _versions(
+    session: Session, keys: Sequence[tuple[str, str, int]]
+) -> dict[tuple[str, str, int], StoredVersion]:
+    """These versions, read a few hundred per query."""
+    found: dict[tuple[str, str, int], StoredVersion] = {}
+    for start in range(0, len(keys), VERSIONS_PER_QUERY):
+        part = keys[start : start + VERSIONS_PER_QUERY]
+        # A join from the keys (a CTE of VALUES) so that each is one index lookup: SQLite
+        # scans the whole table for `(a, b, c) IN (VALUES …)`.
+        marks = ", ".join("(?, ?, CAST(? AS INTEGER))" for _ in part)
+        rows = session.query(
+            f"WITH k (t, i, v) AS (VALUES {marks}) "
+            "SELECT h.res_type, h.res_id, h.version, h.lu_us, h.deleted, h.body, h.method "
+            "FROM k CROSS JOIN history h "
+            "WHERE h.res_type = k.t AND h.res_id = k.i AND h.version = k.v",
+            [value for key in part for value in key],
+        )
+        for r in rows:
+            found[(str(r[0]), str(r[1]), int(r[2]))] = StoredVersion(
+                str(r[0]), str(r[1]), int(r[2]), int(r[3]), bool(r[4]), bytes(r[5]), str(r[6])
+            )
+    return found
 
 
 def _last_live(session: Session, resource_type: str, id: str, version: int) -> Any:

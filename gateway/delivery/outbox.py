@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from gateway.storage.base import Repository, Session
@@ -165,11 +165,15 @@ def claim(
     *,
     lease_us: int,
     streams: int = 64,
-    batch_size: Callable[[Session, str], int] | None = None,
+    batch_size: Callable[[Session, Sequence[str]], Mapping[str, int]] | None = None,
 ) -> list[Batch]:
-    """Lease the due work of up to `streams` streams: each stream's head and the rows after it,
-    up to `batch_size(session, stream)` (default 1; a handshake goes alone). Every leased row
-    gets attempts + 1."""
+    """Take the due work of up to `streams` streams: each stream's head and the rows after it,
+    up to `batch_size(session, streams)[stream]` (default 1; a handshake goes alone). Only the
+    heads are leased (attempts + 1, not due until the lease ends): the rows after a pending
+    head are never a head themselves, so no other claim can take them while it is leased, and
+    their try is counted when it is recorded (`Row.attempts` includes it already; see
+    `mark_failed`). A few statements whatever the number of streams: the heads, their batch
+    sizes, every stream's rows (one UNION ALL), one lease."""
     # Idle rounds take no write lock: nor do rounds where rows are due only behind a head that
     # waits (a partner down, in backoff) or in an off subscription's stream.
     with repo.reader(consistent=False) as session:
@@ -178,31 +182,50 @@ def claim(
     batches: list[Batch] = []
     with repo.writer() as session:
         lock = " FOR UPDATE OF o SKIP LOCKED" if session.dialect == "postgres" else ""
-        heads = session.query(_HEADS + lock, (now, streams))
-        for _pos, stream, channel in heads:
-            limit = 1
-            if channel == REST_HOOK and batch_size is not None:
-                limit = max(1, batch_size(session, str(stream)))
-            rows = session.query(
-                f"SELECT {_COLUMNS} FROM outbox WHERE stream = ? AND sent_us IS NULL "
-                "AND dead_us IS NULL ORDER BY pos LIMIT ?",
-                (stream, limit),
-            )
-            leased = [_row(r) for r in rows]
+        heads = [(str(s), str(c)) for _pos, s, c in session.query(_HEADS + lock, (now, streams))]
+        hooks = [stream for stream, channel in heads if channel == REST_HOOK]
+        sizes = batch_size(session, hooks) if batch_size is not None and hooks else {}
+        limits = {stream: max(1, sizes.get(stream, 1)) for stream, _ in heads}
+        found = _followers(session, limits)
+        for stream, channel in heads:
+            leased = found.get(stream, [])
             # a handshake goes alone, and nothing goes with a handshake after it
             cut = next((i for i, r in enumerate(leased) if r.kind == "handshake" and i), None)
             leased = leased[:1] if leased and leased[0].kind == "handshake" else leased[:cut]
-            _lease(session, [r.pos for r in leased], now + lease_us)
-            batches.append(Batch(str(stream), str(channel), tuple(leased)))
+            batches.append(Batch(stream, channel, tuple(leased)))
+        _lease(session, [b.rows[0].pos for b in batches if b.rows], now + lease_us)
     return batches
 
 
+STREAMS_PER_QUERY = 64
+
+
+def _followers(session: Session, limits: Mapping[str, int]) -> dict[str, list[Row]]:
+    """Each stream's unsent rows from its head on, oldest first, up to its limit: one statement
+    per STREAMS_PER_QUERY streams (each part one index range), not one round trip each."""
+    found: dict[str, list[Row]] = {}
+    items = list(limits.items())
+    for start in range(0, len(items), STREAMS_PER_QUERY):
+        part = items[start : start + STREAMS_PER_QUERY]
+        one = (
+            f"SELECT * FROM (SELECT {_COLUMNS} FROM outbox WHERE stream = ? "
+            "AND sent_us IS NULL AND dead_us IS NULL ORDER BY pos LIMIT ?) AS s{n}"
+        )
+        sql = " UNION ALL ".join(one.format(n=n) for n in range(len(part)))
+        for r in session.query(sql, [value for item in part for value in item]):
+            found.setdefault(str(r[3]), []).append(_row(r))
+    for rows in found.values():
+        rows.sort(key=lambda row: row.pos)
+    return found
+
+
 def _lease(session: Session, positions: Sequence[int], until: int) -> None:
-    if positions:
-        marks = ", ".join("?" for _ in positions)
+    for start in range(0, len(positions), 500):
+        part = positions[start : start + 500]
+        marks = ", ".join("?" for _ in part)
         session.execute(
             f"UPDATE outbox SET attempts = attempts + 1, next_us = ? WHERE pos IN ({marks})",
-            (until, *positions),
+            (until, *part),
         )
 
 
@@ -287,9 +310,9 @@ def mark_failed(session: Session, row: Row, now: int, error: str, backoff: Backo
     if backoff.expired(row, now):
         mark_dead(session, row, now, f"gave-up-{error}")
         return True
-    session.execute(
-        "UPDATE outbox SET next_us = ?, last_error = ? WHERE pos = ?",
-        (now + backoff.delay_us(row.attempts), error[:200], row.pos),
+    session.execute(  # attempts as the claim counted it (a claim leases only the head)
+        "UPDATE outbox SET next_us = ?, last_error = ?, attempts = ? WHERE pos = ?",
+        (now + backoff.delay_us(row.attempts), error[:200], row.attempts, row.pos),
     )
     return False
 

@@ -1,8 +1,9 @@
 """The relay: sends what the outbox holds, in order per stream, at least once.
 
 One daemon thread per gateway process runs an asyncio loop. A round claims the due work
-(outbox.claim: each stream's head and the rows after it, leased), builds its messages through
-the disclosure gate (notifications.disclose, as the subscriber, now), sends every stream at once
+(outbox.claim: each stream's head, leased, and the rows after it), builds its messages through
+the disclosure gate (notifications.disclose, as the subscriber, now; each focus version read and
+decided once per round and subscriber, notifications.Shared), sends every stream at once
 (rest-hook over HTTP with the partner client, HL7 v2 over MLLP, changes to an upstream's FHIR
 API), then records every outcome in one transaction: sent (with its PrivacyDisclosure
 AuditEvent), withheld (with its deny), retried after exponential backoff with jitter, or dead
@@ -16,7 +17,8 @@ most `burst`) in one round, one after another: the next only once the partner to
 before, and only while the round's sending is young (`round_budget`), so one slow partner does
 not hold the others' next round up. A failure stops the stream for the round; what it did not
 send is due again at once, in order behind it. A round's outcomes are a few statements (IN
-lists), its AuditEvents built before the write lock is taken.
+lists), its AuditEvents built before the write lock is taken: one PrivacyDisclosure per
+recipient organisation, purpose and client and round (BALP: one patient each).
 
 It also sends heartbeats to idle active subscriptions that asked for them, and forgets rows
 delivered longer ago than `keep` seconds. Nothing here logs content, addresses or headers.
@@ -28,7 +30,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -104,12 +106,18 @@ class _Outcome:
     released: list[int] = field(default_factory=list)  # claimed, not tried: due again now
     streams: list[str] = field(default_factory=list)  # subscriptions that heard from us
     events: list[dict[str, Any]] = field(default_factory=list)  # AuditEvents (denials)
-    # What each subscription was told of each client in this round: one PrivacyDisclosure per
-    # (subscription, client) and round, not one per notification (BALP: one patient each).
-    disclosed: dict[tuple[str, str], tuple[AuditContext, list[str]]] = field(default_factory=dict)
+    # What each organisation was told of each client in this round, for each purpose: one
+    # PrivacyDisclosure per (recipient, purpose, client) and round, not one per notification
+    # or subscription (BALP: one patient each; the event names no subscription).
+    disclosed: dict[tuple[str | None, tuple[str, ...], str], tuple[AuditContext, list[str]]] = (
+        field(default_factory=dict)
+    )
 
     def audit_events(self) -> list[dict[str, Any]]:
-        exports = [builders.export(c, p, what) for (_, p), (c, what) in self.disclosed.items()]
+        exports = [
+            builders.export(c, key[2], list(dict.fromkeys(what)))  # each version named once
+            for key, (c, what) in self.disclosed.items()
+        ]
         return self.events + exports
 
     dead: list[tuple[Row, str]] = field(default_factory=list)
@@ -133,7 +141,7 @@ class Relay:
         keep: float = 7 * 24 * 3600.0,
         client_factory: Callable[[], PartnerClient] = PartnerClient,
         lease: float | None = None,
-        burst: int = 16,
+        burst: int = 64,
         round_budget: float = 0.5,
         round_wait: float = 1.0,
     ) -> None:
@@ -256,29 +264,40 @@ class Relay:
             batch_size=self._rows_per_stream,
         )
 
-    def _rows_per_stream(self, session: Session, stream: str) -> int:
-        """Rows to claim of a subscription's stream: a round's notifications' worth."""
-        rows = session.query("SELECT spec FROM subscriptions WHERE id = ?", (stream,))
-        size = stored_spec(str(rows[0][0])).max_count if rows else 1
-        return min(size * self.burst, max(size, 256))
+    def _rows_per_stream(self, session: Session, streams: Sequence[str]) -> dict[str, int]:
+        """Rows to claim of each subscription's stream: a round's notifications' worth."""
+        marks = ", ".join("?" for _ in streams)
+        found = session.query(f"SELECT id, spec FROM subscriptions WHERE id IN ({marks})", streams)
+        sizes = {str(id): stored_spec(str(text)).max_count for id, text in found}
+        return {s: min(sizes.get(s, 1) * self.burst, max(sizes.get(s, 1), 256)) for s in streams}
 
     def _prepare(self, batches: Sequence[Batch]) -> list[_Stream]:
         plans = [_Stream(b) for b in batches]
         with self.svc.repo.reader() as session:
             context = ConsentContext(RepoLoader(session), datetime.now(UTC))
+            # the round's events read and decided once each, however many subscriptions
+            shared = notifications.Shared(session, context)
+            rest = [p.batch for p in plans if p.batch.channel == outbox.REST_HOOK]
+            subs = subscriptions.load_many(session, [b.stream for b in rest])
+            shared.load(row for batch in rest for row in batch.rows)
             for plan in plans:
                 try:
-                    self._prepare_stream(session, context, plan)
+                    self._prepare_stream(shared, subs, plan)
                 except Exception as exc:  # a bug with one stream's rows: the others still go
                     log.warning("delivery relay could not prepare (%s)", type(exc).__name__)
                     head = list(plan.batch.rows[:1])
                     plan.sends = [_Send(head, told=head, error="internal-error")]
         return plans
 
-    def _prepare_stream(self, session: Session, context: ConsentContext, plan: _Stream) -> None:
+    def _prepare_stream(
+        self,
+        shared: notifications.Shared,
+        subs: Mapping[str, subscriptions.Loaded],
+        plan: _Stream,
+    ) -> None:
         rows = list(plan.batch.rows)
         if plan.batch.channel == outbox.REST_HOOK:
-            self._prepare_rest_hook(session, context, plan)
+            self._prepare_rest_hook(shared, subs.get(plan.batch.stream), plan)
         elif plan.batch.channel == outbox.MLLP:
             plan.sends = [self._prepare_mllp(row) for row in rows]
         else:  # an upstream's FHIR API (or a channel this relay does not know: retried, then dead)
@@ -292,9 +311,13 @@ class Relay:
         send.dead = _invalid(row.payload)
         return send
 
-    def _prepare_rest_hook(self, session: Session, context: ConsentContext, plan: _Stream) -> None:
+    def _prepare_rest_hook(
+        self,
+        shared: notifications.Shared,
+        found: subscriptions.Loaded | None,
+        plan: _Stream,
+    ) -> None:
         sub_id, rows = plan.batch.stream, list(plan.batch.rows)
-        found = subscriptions.load(session, sub_id)
         if found is None:
             plan.sends = [_Send(rows, told=rows, dead="subscription-gone")]
             return
@@ -322,13 +345,12 @@ class Relay:
                 send.handshake, send.told = True, chunk
                 send.body = notice.encode("handshake")
             else:
-                self._disclose(session, context, send, organization, spec, ctx, notice)
+                self._disclose(shared, send, organization, spec, ctx, notice)
             plan.sends.append(send)
 
     def _disclose(
         self,
-        session: Session,
-        context: ConsentContext,
+        shared: notifications.Shared,
         send: _Send,
         organization: str,
         spec: SubscriptionSpec,
@@ -337,9 +359,8 @@ class Relay:
     ) -> None:
         """Decide one notification's events again as the subscriber; its body and audit."""
         who = subscriber(organization, spec)
-        told = notifications.disclose(
-            session, send.rows, who, context, spec.payload == "full-resource"
-        )
+        full = spec.payload == "full-resource"
+        told = notifications.disclose(shared.session, send.rows, who, shared.context, full, shared)
         send.told = [e.row for e in told.events]
         send.withheld = [row for row, _ in told.withheld]
         if ctx is not None:
@@ -442,11 +463,18 @@ class Relay:
             # Subscription takes it before the subscription row (else the two can deadlock).
             for stream in sorted({stream for stream, _, _ in out.statuses}):
                 session.lock(f"Subscription/{stream}")
-            _update(session, "sent_us = ?, last_error = NULL", (now,), out.sent)
+            # a claim leased (and counted a try of) each stream's head only: the rows after it
+            # sent are counted now; released (claimed, not tried) heads are due again now
+            heads = {plan.batch.rows[0].pos for plan in plans if plan.batch.rows}
+            sent = [p for p in out.sent if p in heads]
+            _update(session, "sent_us = ?, last_error = NULL", (now,), sent)
+            sent = [p for p in out.sent if p not in heads]
+            _update(
+                session, "sent_us = ?, last_error = NULL, attempts = attempts + 1", (now,), sent
+            )
             _update(session, "sent_us = ?, last_error = ?", (now, "withheld-consent"), out.withheld)
-            # claimed but not tried: the attempt did not happen, and the rows are due again
-            # (behind their stream's head, if that one failed)
-            _update(session, "attempts = attempts - 1, next_us = ?", (now,), out.released)
+            released = [p for p in out.released if p in heads]
+            _update(session, "attempts = attempts - 1, next_us = ?", (now,), released)
             for part in _parts(sorted(set(out.streams))):
                 marks = ", ".join("?" for _ in part)
                 session.execute(
@@ -525,7 +553,8 @@ def _outcome(batch: Batch, send: _Send, out: _Outcome) -> None:
     if send.dead is None and error is None:
         out.sent += [r.pos for r in send.told]
         for ctx, patient, what in send.audit:
-            out.disclosed.setdefault((batch.stream, patient), (ctx, []))[1].extend(what)
+            key = (ctx.organization_id, ctx.purpose_of_use, patient)
+            out.disclosed.setdefault(key, (ctx, []))[1].extend(what)
         if batch.channel == outbox.REST_HOOK and send.told:
             out.streams.append(batch.stream)
             if send.handshake:

@@ -165,15 +165,27 @@ def _upsert(
         outbox.move_behind(session, sub_id, handshake)
 
 
-def load(session: Session, sub_id: str) -> tuple[str, SubscriptionSpec, str, int] | None:
+Loaded = tuple[str, SubscriptionSpec, str, int]  # organization, spec, status, events
+
+
+def load(session: Session, sub_id: str) -> Loaded | None:
     """(organization, spec, status, events) of a subscription's row."""
-    rows = session.query(
-        "SELECT organization, spec, status, events FROM subscriptions WHERE id = ?", (sub_id,)
-    )
-    if not rows:
-        return None
-    org, text, status, events = rows[0]
-    return str(org), stored_spec(str(text)), str(status), int(events)
+    return load_many(session, [sub_id]).get(sub_id)
+
+
+def load_many(session: Session, sub_ids: Sequence[str]) -> dict[str, Loaded]:
+    """`load` of several subscriptions, one query per 500 (a relay round's streams)."""
+    found: dict[str, Loaded] = {}
+    for start in range(0, len(sub_ids), 500):
+        part = sub_ids[start : start + 500]
+        marks = ", ".join("?" for _ in part)
+        for id, org, text, status, events in session.query(
+            "SELECT id, organization, spec, status, events FROM subscriptions "
+            f"WHERE id IN ({marks})",
+            part,
+        ):
+            found[str(id)] = (str(org), stored_spec(str(text)), str(status), int(events))
+    return found
 
 
 def set_status(session: Session, sub_id: str, status: str, error: str | None = None) -> None:

@@ -70,6 +70,39 @@ _INSERT_INDEX = {
 }
 
 
+# PostgreSQL, a batch of new resources (`SqlSession.insert_many`): one INSERT per table whose
+# parameters are arrays, one element per row, that the server unnests back into rows. The array
+# types are the column types; version (1) and deleted (0) are constants, as in `insert_new`.
+# unnest yields the elements in array order, so history.seq follows the batch's order. `%b`:
+# the arrays go in binary format; psycopg's text format quotes and escapes every element in
+# Python, which for 2,000 AuditEvents cost about as much as the per-row statements it replaces.
+_PG_MANY_RESOURCES = (
+    "INSERT INTO resources (res_type, res_id, version, lu_us, deleted, body, content) "
+    "SELECT t, i, 1, lu, 0, b, CAST(convert_from(b, 'UTF8') AS jsonb) "
+    "FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::bytea[]) AS u(t, i, lu, b)"
+)
+_PG_MANY_HISTORY = (
+    f"INSERT INTO history ({_HCOLS}) SELECT t, i, 1, lu, 0, b, m "
+    "FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::bytea[], %b::text[]) "
+    "AS u(t, i, lu, b, m)"
+)
+
+
+def _array_of(column: str) -> str:
+    """`lo BIGINT NOT NULL` -> `%b::bigint[]`: the array parameter carrying a column's values."""
+    return "%b::" + column.split(" ", 1)[1].removesuffix(" NOT NULL").lower() + "[]"
+
+
+_PG_MANY_INDEX = {
+    table: "INSERT INTO {t} (res_type, res_id, param, {c}) SELECT * FROM unnest({a})".format(
+        t=table,
+        c=", ".join(col.split()[0] for col in cols.split(", ")),
+        a=", ".join(["%b::text[]"] * 3 + [_array_of(col) for col in cols.split(", ")]),
+    )
+    for table, cols in INDEX_TABLES.items()
+}
+
+
 def _multi_row(table: str, rtype: str, rid: str, values: list[tuple]) -> tuple[str, list[Any]]:
     head, one = _INSERT_INDEX[table].split(" VALUES ")
     flat: list[Any] = []
@@ -246,26 +279,24 @@ class SqlSession:
         return sv
 
     def insert_many(self, prepared: Sequence[Prepared]) -> None:
-        """`insert_new` for several (a batch of AuditEvents): one executemany per table for the
-        whole batch instead of one statement (PostgreSQL) or six (SQLite) per resource;
-        psycopg sends an executemany as one pipeline, not a round trip per row."""
+        """`insert_new` for several (a batch of AuditEvents): a few statements for the whole
+        batch instead of one statement (PostgreSQL) or six (SQLite) per resource."""
         if len(prepared) < 2:
             for item in prepared:
                 self.insert_new(item)
             return
+        if self.d.name == "postgres":
+            self._pg_insert_many(prepared)
+            return
+        # SQLite: one executemany per table (in-process: executemany is the fastest path).
         versions = [p.version for p in prepared]
-        postgres = self.d.name == "postgres"
         cur = self.conn.cursor()
         cur.executemany(
-            self.d.sql(self.d.insert_resource),
-            [
-                (v.resource_type, v.id, 1, v.last_updated_us, 0, v.body)
-                + ((v.body,) if postgres else ())  # the JSONB copy
-                for v in versions
-            ],
+            self.d.insert_resource,
+            [(v.resource_type, v.id, 1, v.last_updated_us, 0, v.body) for v in versions],
         )
         cur.executemany(
-            self.d.sql(f"INSERT INTO history ({_HCOLS}) VALUES (?, ?, 1, ?, 0, ?, ?)"),
+            f"INSERT INTO history ({_HCOLS}) VALUES (?, ?, 1, ?, 0, ?, ?)",
             [(v.resource_type, v.id, v.last_updated_us, v.body, v.method) for v in versions],
         )
         for table in INDEX_TABLES:
@@ -276,6 +307,41 @@ class SqlSession:
                 for row in getattr(p.rows, name)
             ]
             if rows:
+                cur.executemany(_INSERT_INDEX[table], rows)
+
+    def _pg_insert_many(self, prepared: Sequence[Prepared]) -> None:
+        """One INSERT per table, its values sent as one array per column (`_PG_MANY_*`): one
+        round trip per table. An executemany, even pipelined, is one statement per row: a
+        relay round writing 2,000 AuditEvents made 31,000 of them (~1.5 s of psycopg wait).
+        The texts are constant, so psycopg prepares each once per connection."""
+        from psycopg import DataError  # loaded already: this is a psycopg connection
+
+        versions = [p.version for p in prepared]
+        types = [v.resource_type for v in versions]
+        ids = [v.id for v in versions]
+        lus = [v.last_updated_us for v in versions]
+        bodies = [v.body for v in versions]
+        cur = self.conn.cursor()
+        cur.execute(_PG_MANY_RESOURCES, (types, ids, lus, bodies))
+        cur.execute(_PG_MANY_HISTORY, (types, ids, lus, bodies, [v.method for v in versions]))
+        for table in INDEX_TABLES:
+            name = table.removeprefix("sp_")
+            rows = [
+                (p.version.resource_type, p.version.id, *row)
+                for p in prepared
+                for row in getattr(p.rows, name)
+            ]
+            if not rows:
+                continue
+            try:
+                cur.execute(_PG_MANY_INDEX[table], [list(c) for c in zip(*rows, strict=True)])
+            except DataError as e:
+                if e.sqlstate is not None:  # PostgreSQL refused the rows
+                    raise
+                # psycopg refused, before sending anything: it sends a list as an array of one
+                # type, and a column mixed Python types (an int among a text column's str,
+                # outside IndexRows' types). Row by row, as `insert_new` sends them, PostgreSQL
+                # converts each value to the column's type.
                 cur.executemany(self.d.sql(_INSERT_INDEX[table]), rows)
 
     def delete(self, resource_type: str, id: str) -> StoredVersion | None:

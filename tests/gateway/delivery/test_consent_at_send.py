@@ -177,3 +177,42 @@ def will_see(svc: Services, sub_id: str, resource: dict[str, Any]) -> Any:
         context = ConsentContext(RepoLoader(session), datetime.now(UTC))
         assert hooks.can_see(who, resource, context).allowed
         return orjson.loads(orjson.dumps(hooks.will_see(who, resource, context)))
+
+
+def test_one_organisations_subscriptions_share_one_disclosure_per_client_and_round(
+    network: Services, org_client: Acting, receiver: Receiver
+) -> None:
+    """Two subscriptions of one organisation tell of the same Task version: both are told, its
+    decision is made once, and the round records one PrivacyDisclosure for the client, naming
+    the version once (not one per subscription)."""
+    jarjesto = org_client("jarjesto")
+    first = subscribe(network, jarjesto, "jarjesto", receiver.port, "id-only")
+    second = subscribe(network, jarjesto, "jarjesto", receiver.port, "full-resource")
+    changed = patch(jarjesto, "Task/aino-task-vertaistuki", status="on-hold")
+    assert changed.is_success
+    drain(network)
+    told = [r for r in receiver.received if r.kind == "event-notification"]
+    assert len(told) == 2 and all(event_numbers(r.body) == [1] for r in told)
+    for sub in (first, second):
+        assert [r.state for r in rows(network, sub) if r.kind == "event"] == ["sent"]
+    (export,) = exports(network, "org-jarjesto")
+    version = changed.json()["meta"]["versionId"]
+    assert [w for w in whats(export) if w.startswith("Task/")] == [
+        f"Task/aino-task-vertaistuki/_history/{version}"
+    ]
+    assert "Patient/aino" in whats(export)
+
+
+def test_a_revocation_withholds_the_event_from_every_subscription_of_the_organisation(
+    network: Services, org_client: Acting, receiver: Receiver
+) -> None:
+    jarjesto = org_client("jarjesto")
+    subs = [subscribe(network, jarjesto, "jarjesto", receiver.port, "id-only") for _ in range(2)]
+    assert patch(org_client("kela"), "Task/aino-task-kela", status="in-progress").is_success
+    revoke_ainos_consent(org_client)
+    drain(network)
+    assert receiver.kinds() == ["handshake", "handshake"]
+    for sub in subs:
+        assert [r.state for r in rows(network, sub) if r.kind == "event"] == ["withheld"]
+    assert len(denials(network, "org-jarjesto")) == 2  # one per subscription's event
+    assert exports(network, "org-jarjesto") == []

@@ -6,7 +6,7 @@ claimers at once never share a row or a stream."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 import pytest
 
@@ -17,7 +17,7 @@ from gateway.storage.base import Session
 
 NOW = 1_000_000_000_000  # µs; any fixed instant will do: the outbox reads no clock
 LEASE = 60_000_000
-Size = Callable[[Session, str], int]
+Size = Callable[[Session, Sequence[str]], Mapping[str, int]]
 
 
 def stream(session: Session, sub_id: str, status: str = "active") -> None:
@@ -49,7 +49,7 @@ def queue(
 
 
 def sizes(n: int) -> Size:
-    return lambda _session, _stream: n
+    return lambda _session, streams: dict.fromkeys(streams, n)
 
 
 def claim(svc: Services, now: int = NOW, size: int = 3, streams: int = 64) -> list[Batch]:
@@ -127,7 +127,8 @@ def test_an_expired_lease_makes_the_rows_due_again(services: Services) -> None:
     again = claim(services, now=NOW + LEASE)
     assert by_stream(again) == by_stream(first) == {"a": [1, 2]}
     assert [r.id for r in again[0].rows] == [r.id for r in first[0].rows]  # the same event ids
-    assert [r.attempts for r in again[0].rows] == [2, 2]
+    # the head's lease counted a try; the row after it was never leased nor recorded as tried
+    assert [r.attempts for r in again[0].rows] == [2, 1]
 
 
 def test_a_dead_letter_does_not_block_the_rows_after_it(services: Services) -> None:
@@ -305,10 +306,10 @@ def test_a_claim_in_flight_hides_its_streams_from_a_parallel_claim(services: Ser
     inside, release = threading.Event(), threading.Event()
     got: dict[str, list[Batch]] = {}
 
-    def slow(_session: Session, _stream: str) -> int:
+    def slow(_session: Session, streams: Sequence[str]) -> dict[str, int]:
         inside.set()
         release.wait(10)
-        return 2
+        return dict.fromkeys(streams, 2)
 
     def first() -> None:
         got["first"] = outbox.claim(services.repo, NOW, lease_us=LEASE, streams=2, batch_size=slow)

@@ -17,6 +17,7 @@ from gateway.fhir_api.context import Services
 from gateway.samples import load_samples
 from tests.gateway.delivery.receiver import Receiver
 from tests.gateway.delivery.support import (
+    BACKPORT,
     drain,
     heartbeat,
     patch,
@@ -265,3 +266,26 @@ def test_no_heartbeat_while_events_wait(
     assert beat(network) == 0  # the event itself is due: it tells the partner we are alive
     drain(network)
     assert receiver.kinds() == ["handshake", "event-notification"]
+
+
+def test_every_try_of_every_row_is_counted_though_a_claim_leases_only_the_head(
+    network: Services, org_client: Acting, receiver: Receiver
+) -> None:
+    """A round claims a stream's head and the rows after it but leases only the head: a row
+    after it is counted as tried when its notification's outcome is recorded, sent or failed."""
+    kela = org_client("kela")
+    one = ({"url": BACKPORT + "max-count", "valuePositiveInt": 1},)  # one event per push
+    sub = create(kela, subscription(receiver.url, KELA_OWNS, channel_extensions=one))["id"]
+    drain(network)
+    for status in ("in-progress", "on-hold", "in-progress"):
+        assert patch(kela, "Task/aino-task-kela", status=status).status_code == 200
+    answers = iter([200, 503])  # the first event is taken, the second fails, the third waits
+    receiver.answer = lambda _: next(answers, 200)
+    sender = relay(network)
+    assert sender.run_once() == 1
+    states = [(r.seq, r.state, r.attempts) for r in rows(network, sub) if r.kind == "event"]
+    assert states == [(1, "sent", 1), (2, "pending", 1), (3, "pending", 0)]
+    drain(network)
+    states = [(r.seq, r.state, r.attempts) for r in rows(network, sub) if r.kind == "event"]
+    assert states == [(1, "sent", 1), (2, "sent", 2), (3, "sent", 1)]
+    assert [n for r in receiver.received for n in r.event_numbers] == [1, 2, 3]  # as taken
