@@ -80,14 +80,21 @@ class Shared:
         keys = [_version_key(f) for f in wanted]
         found = _versions(self.session, [k for k in keys if k is not None])
         for focus, key in zip(wanted, keys, strict=True):
-            stored = found.get(key) if key is not None else None
+            if key is None:  # not a versioned reference: `decide` fails for its row alone
+                self._content[focus] = (_UNREADABLE, False)
+                continue
+            stored = found.get(key)
             deleted = stored is None or stored.deleted
-            if deleted and key is not None:
-                content = _last_live(self.session, *key)
-            else:
-                content = orjson.loads(stored.body) if stored is not None else None
+            try:
+                if deleted:
+                    content = _last_live(self.session, *key)
+                else:
+                    content = orjson.loads(stored.body) if stored is not None else None
+            except orjson.JSONDecodeError:
+                content = _UNREADABLE
             self._content[focus] = (content, deleted)
-        self.context.prepare(c for c, _ in (self._content[f] for f in wanted) if c is not None)
+        readable = (self._content[f][0] for f in wanted)
+        self.context.prepare(c for c in readable if c is not None and c is not _UNREADABLE)
 
     def decide(self, row: Row, who: ConsentCaller | None, full: bool) -> Event | Decision | None:
         """The event as `who` may be told it, or why not (a Decision, or None: nothing left)."""
@@ -98,6 +105,8 @@ class Shared:
         if row.focus not in self._content:
             self.load([row])
         content, deleted = self._content[str(row.focus)]
+        if content is _UNREADABLE:  # the stream's round fails (internal-error), retried, then dead
+            raise ValueError("an event's focus could not be read")
         reference, _, version = str(row.focus).partition("/_history/")
         result: Event | Decision | None
         if content is None:  # nothing left to decide on (pruned history): tell nothing
@@ -151,6 +160,7 @@ def _version_key(focus: str) -> tuple[str, str, int] | None:
     return resource_type, id, int(version)
 
 
+_UNREADABLE: Mapping[str, Any] = {}  # a focus that is no versioned reference, or not JSON
 VERSIONS_PER_QUERY = 300  # three parameters each: well inside SQLite's and PostgreSQL's limits
 
 

@@ -182,13 +182,16 @@ def claim(
     batches: list[Batch] = []
     with repo.writer() as session:
         lock = " FOR UPDATE OF o SKIP LOCKED" if session.dialect == "postgres" else ""
-        heads = [(str(s), str(c)) for _pos, s, c in session.query(_HEADS + lock, (now, streams))]
-        hooks = [stream for stream, channel in heads if channel == REST_HOOK]
+        found_heads = session.query(_HEADS + lock, (now, streams))
+        heads = [(int(p), str(s), str(c)) for p, s, c in found_heads]
+        hooks = [stream for _, stream, channel in heads if channel == REST_HOOK]
         sizes = batch_size(session, hooks) if batch_size is not None and hooks else {}
-        limits = {stream: max(1, sizes.get(stream, 1)) for stream, _ in heads}
-        found = _followers(session, limits)
-        for stream, channel in heads:
+        limits = {stream: max(1, sizes.get(stream, 1)) for _, stream, _ in heads}
+        found = _followers(session, limits, now)
+        for head, stream, channel in heads:
             leased = found.get(stream, [])
+            if not leased or leased[0].pos != head:
+                continue  # the stream changed since its head was taken (a re-send): next round
             # a handshake goes alone, and nothing goes with a handshake after it
             cut = next((i for i, r in enumerate(leased) if r.kind == "handshake" and i), None)
             leased = leased[:1] if leased and leased[0].kind == "handshake" else leased[:cut]
@@ -200,22 +203,28 @@ def claim(
 STREAMS_PER_QUERY = 64
 
 
-def _followers(session: Session, limits: Mapping[str, int]) -> dict[str, list[Row]]:
-    """Each stream's unsent rows from its head on, oldest first, up to its limit: one statement
-    per STREAMS_PER_QUERY streams (each part one index range), not one round trip each."""
+def _followers(session: Session, limits: Mapping[str, int], now: int) -> dict[str, list[Row]]:
+    """Each stream's unsent rows from its head on, oldest first, up to its limit and before the
+    first one after the head that is leased (a re-sent row put back ahead of a batch in flight
+    elsewhere): one statement per STREAMS_PER_QUERY streams, not one round trip each."""
     found: dict[str, list[Row]] = {}
     items = list(limits.items())
     for start in range(0, len(items), STREAMS_PER_QUERY):
         part = items[start : start + STREAMS_PER_QUERY]
         one = (
-            f"SELECT * FROM (SELECT {_COLUMNS} FROM outbox WHERE stream = ? "
+            f"SELECT * FROM (SELECT {_COLUMNS}, next_us FROM outbox WHERE stream = ? "
             "AND sent_us IS NULL AND dead_us IS NULL ORDER BY pos LIMIT ?) AS s{n}"
         )
         sql = " UNION ALL ".join(one.format(n=n) for n in range(len(part)))
+        leased: dict[str, int] = {}
         for r in session.query(sql, [value for item in part for value in item]):
             found.setdefault(str(r[3]), []).append(_row(r))
-    for rows in found.values():
-        rows.sort(key=lambda row: row.pos)
+            if int(r[12]) > now:
+                leased[str(r[3])] = min(leased.get(str(r[3]), int(r[0])), int(r[0]))
+        for stream, rows in found.items():
+            rows.sort(key=lambda row: row.pos)
+            if stream in leased:  # the head itself is due (it was taken as one)
+                found[stream] = [r for r in rows if r.pos < leased[stream] or r is rows[0]]
     return found
 
 

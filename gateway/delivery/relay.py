@@ -278,8 +278,12 @@ class Relay:
             # the round's events read and decided once each, however many subscriptions
             shared = notifications.Shared(session, context)
             rest = [p.batch for p in plans if p.batch.channel == outbox.REST_HOOK]
-            subs = subscriptions.load_many(session, [b.stream for b in rest])
-            shared.load(row for batch in rest for row in batch.rows)
+            subs: Mapping[str, subscriptions.Loaded] | None = None
+            try:  # in bulk; should that fail, each stream reads its own (and fails alone)
+                subs = subscriptions.load_many(session, [b.stream for b in rest])
+                shared.load(row for batch in rest for row in batch.rows)
+            except Exception as exc:
+                log.warning("delivery relay could not read in bulk (%s)", type(exc).__name__)
             for plan in plans:
                 try:
                     self._prepare_stream(shared, subs, plan)
@@ -292,12 +296,16 @@ class Relay:
     def _prepare_stream(
         self,
         shared: notifications.Shared,
-        subs: Mapping[str, subscriptions.Loaded],
+        subs: Mapping[str, subscriptions.Loaded] | None,
         plan: _Stream,
     ) -> None:
         rows = list(plan.batch.rows)
         if plan.batch.channel == outbox.REST_HOOK:
-            self._prepare_rest_hook(shared, subs.get(plan.batch.stream), plan)
+            stream = plan.batch.stream
+            found = subs.get(stream) if subs is not None else None
+            if subs is None:
+                found = subscriptions.load(shared.session, stream)
+            self._prepare_rest_hook(shared, found, plan)
         elif plan.batch.channel == outbox.MLLP:
             plan.sends = [self._prepare_mllp(row) for row in rows]
         else:  # an upstream's FHIR API (or a channel this relay does not know: retried, then dead)

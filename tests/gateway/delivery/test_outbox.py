@@ -365,3 +365,12 @@ def test_two_relays_claiming_together_never_share_a_row_or_a_stream(
     assert sorted(sent) == sorted(f"{n}-{s}" for n in names for s in range(1, 7))  # once each
     for name in names:  # and in order
         assert [r.seq for b in out if b.stream == name for r in b.rows] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_claim_stops_before_a_row_leased_by_a_batch_in_flight(services: Services) -> None:
+    """A re-sent row put back ahead of a batch another claim holds becomes its stream's head:
+    a claim takes it alone, never the leased rows behind it (not in flight twice at once)."""
+    queue(services, "a", 4)
+    with services.repo.writer() as session:  # rows 2.. leased, as a claim in flight left them
+        session.execute("UPDATE outbox SET next_us = ? WHERE id IN ('a-2', 'a-3')", (NOW + 9,))
+    assert by_stream(claim(services, size=4)) == {"a": [1]}
