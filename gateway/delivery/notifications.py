@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -101,7 +101,10 @@ class Shared:
         key = (who, str(row.focus), full)
         if key in self._decided:
             shared = self._decided[key]
-            return replace(shared, row=row) if isinstance(shared, Event) else shared
+            if not isinstance(shared, Event):
+                return shared
+            return Event(row, shared.reference, shared.version, shared.resource, shared.deleted,
+                         shared.clients)  # fmt: skip
         if row.focus not in self._content:
             self.load([row])
         content, deleted = self._content[str(row.focus)]

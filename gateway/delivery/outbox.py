@@ -17,6 +17,7 @@ This module never reads or logs what a row carries.
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -166,6 +167,7 @@ def claim(
     lease_us: int,
     streams: int = 64,
     batch_size: Callable[[Session, Sequence[str]], Mapping[str, int]] | None = None,
+    after: Mapping[str, int] | None = None,
 ) -> list[Batch]:
     """Take the due work of up to `streams` streams: each stream's head and the rows after it,
     up to `batch_size(session, streams)[stream]` (default 1; a handshake goes alone). Only the
@@ -173,58 +175,122 @@ def claim(
     head are never a head themselves, so no other claim can take them while it is leased, and
     their try is counted when it is recorded (`Row.attempts` includes it already; see
     `mark_failed`). A few statements whatever the number of streams: the heads, their batch
-    sizes, every stream's rows (one UNION ALL), one lease."""
+    sizes, every stream's rows (one UNION ALL), one lease.
+
+    `after` {stream: pos}: also the continuation of rest-hook streams this caller holds (their
+    head leased, a batch up to `pos` in flight): the rows after `pos`, their first leased as
+    the head it becomes once the batch is recorded, while the subscription is active. The
+    caller sends them only if its batch was delivered whole (else `release` them)."""
+    wanted = dict(after or {})
     # Idle rounds take no write lock: nor do rounds where rows are due only behind a head that
     # waits (a partner down, in backoff) or in an off subscription's stream.
-    with repo.reader(consistent=False) as session:
-        if not session.query(_HEADS, (now, 1)):
-            return []
+    if not wanted:
+        with repo.reader(consistent=False) as session:
+            if not session.query(_HEADS, (now, 1)):
+                return []
     batches: list[Batch] = []
     with repo.writer() as session:
         lock = " FOR UPDATE OF o SKIP LOCKED" if session.dialect == "postgres" else ""
         found_heads = session.query(_HEADS + lock, (now, streams))
         heads = [(int(p), str(s), str(c)) for p, s, c in found_heads]
-        hooks = [stream for _, stream, channel in heads if channel == REST_HOOK]
+        going = _active(session, [s for s in wanted if s not in {h[1] for h in heads}])
+        hooks = [stream for _, stream, channel in heads if channel == REST_HOOK] + going
         sizes = batch_size(session, hooks) if batch_size is not None and hooks else {}
-        limits = {stream: max(1, sizes.get(stream, 1)) for _, stream, _ in heads}
+        limits: dict[str, tuple[int, int | None]] = {
+            stream: (max(1, sizes.get(stream, 1)), None) for _, stream, _ in heads
+        }
+        limits.update({stream: (max(1, sizes.get(stream, 1)), wanted[stream]) for stream in going})
         found = _followers(session, limits, now)
         for head, stream, channel in heads:
             leased = found.get(stream, [])
             if not leased or leased[0].pos != head:
                 continue  # the stream changed since its head was taken (a re-send): next round
-            # a handshake goes alone, and nothing goes with a handshake after it
-            cut = next((i for i, r in enumerate(leased) if r.kind == "handshake" and i), None)
-            leased = leased[:1] if leased and leased[0].kind == "handshake" else leased[:cut]
-            batches.append(Batch(stream, channel, tuple(leased)))
+            batches.append(Batch(stream, channel, _alone(leased)))
+        for stream in going:
+            rows = found.get(stream, [])
+            if rows and rows[0].kind != "handshake":  # a handshake waits for a claim of its own
+                batches.append(Batch(stream, REST_HOOK, _alone(rows)))
         _lease(session, [b.rows[0].pos for b in batches if b.rows], now + lease_us)
     return batches
+
+
+def _alone(rows: list[Row]) -> tuple[Row, ...]:
+    """A handshake goes alone, and nothing goes with a handshake after it."""
+    if rows and rows[0].kind == "handshake":
+        return tuple(rows[:1])
+    cut = next((i for i, r in enumerate(rows) if r.kind == "handshake"), len(rows))
+    return tuple(rows[:cut])
+
+
+def _active(session: Session, streams: Sequence[str]) -> list[str]:
+    if not streams:
+        return []
+    marks = ", ".join("?" for _ in streams)
+    found = session.query(
+        f"SELECT id FROM subscriptions WHERE status = 'active' AND id IN ({marks})", streams
+    )
+    active = {str(r[0]) for r in found}
+    return [s for s in streams if s in active]
+
+
+def release(repo: Repository, batches: Sequence[Batch]) -> None:
+    """Give back claimed batches that were never tried (a continuation whose batch before it
+    failed): each head's lease and its counted try."""
+    positions = [b.rows[0].pos for b in batches if b.rows]
+    if positions:
+        with repo.writer() as session:
+            release_heads(session, positions, _now_us())
+
+
+def release_heads(session: Session, positions: Sequence[int], now: int) -> None:
+    for start in range(0, len(positions), 500):
+        part = positions[start : start + 500]
+        marks = ", ".join("?" for _ in part)
+        session.execute(
+            f"UPDATE outbox SET attempts = attempts - 1, next_us = ? WHERE pos IN ({marks})",
+            (now, *part),
+        )
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
 
 
 STREAMS_PER_QUERY = 64
 
 
-def _followers(session: Session, limits: Mapping[str, int], now: int) -> dict[str, list[Row]]:
-    """Each stream's unsent rows from its head on, oldest first, up to its limit and before the
-    first one after the head that is leased (a re-sent row put back ahead of a batch in flight
-    elsewhere): one statement per STREAMS_PER_QUERY streams, not one round trip each."""
+def _followers(
+    session: Session, limits: Mapping[str, tuple[int, int | None]], now: int
+) -> dict[str, list[Row]]:
+    """Each stream's unsent rows, oldest first, up to its limit: from its head on (`after`
+    None), or after the position `after`; and before the first row that is leased, other than
+    a head taken as due (a re-sent row put back ahead of a batch in flight elsewhere leaves
+    the rows behind it leased). One statement per STREAMS_PER_QUERY streams."""
     found: dict[str, list[Row]] = {}
     items = list(limits.items())
     for start in range(0, len(items), STREAMS_PER_QUERY):
         part = items[start : start + STREAMS_PER_QUERY]
-        one = (
-            f"SELECT * FROM (SELECT {_COLUMNS}, next_us FROM outbox WHERE stream = ? "
-            "AND sent_us IS NULL AND dead_us IS NULL ORDER BY pos LIMIT ?) AS s{n}"
-        )
-        sql = " UNION ALL ".join(one.format(n=n) for n in range(len(part)))
+        sql, params = [], []
+        for n, (stream, (limit, after)) in enumerate(part):
+            since = "AND pos > ? " if after is not None else ""
+            sql.append(
+                f"SELECT * FROM (SELECT {_COLUMNS}, next_us FROM outbox WHERE stream = ? {since}"
+                f"AND sent_us IS NULL AND dead_us IS NULL ORDER BY pos LIMIT ?) AS s{n}"
+            )
+            params += [stream, *(() if after is None else (after,)), limit]
         leased: dict[str, int] = {}
-        for r in session.query(sql, [value for item in part for value in item]):
-            found.setdefault(str(r[3]), []).append(_row(r))
+        for r in session.query(" UNION ALL ".join(sql), params):
+            stream, pos = str(r[3]), int(r[0])
+            found.setdefault(stream, []).append(_row(r))
             if int(r[12]) > now:
-                leased[str(r[3])] = min(leased.get(str(r[3]), int(r[0])), int(r[0]))
+                leased[stream] = min(leased.get(stream, pos), pos)
         for stream, rows in found.items():
             rows.sort(key=lambda row: row.pos)
-            if stream in leased:  # the head itself is due (it was taken as one)
-                found[stream] = [r for r in rows if r.pos < leased[stream] or r is rows[0]]
+            if stream in leased:
+                head_due = limits[stream][1] is None  # a head was taken as due: it stays
+                found[stream] = [
+                    r for i, r in enumerate(rows) if r.pos < leased[stream] or (i == 0 and head_due)
+                ]
     return found
 
 

@@ -20,6 +20,14 @@ send is due again at once, in order behind it. A round's outcomes are a few stat
 lists), its AuditEvents built before the write lock is taken: one PrivacyDisclosure per
 recipient organisation, purpose and client and round (BALP: one patient each).
 
+In the relay thread a round is a pipeline of steps (for at most `drive` seconds): while one
+step's batches are sent, a worker thread claims and prepares the next (each rest-hook stream's
+continuation, the rows after its batch in flight, plus whatever else came due), and each step is
+recorded while the next is sent. The database work thus overlaps the sending instead of
+alternating with it. A continuation goes only after its stream's batch was delivered whole
+(else it is given back); steps are recorded in order, and after a record fails no more steps
+start (what is leased comes due again, in order, when its lease ends).
+
 It also sends heartbeats to idle active subscriptions that asked for them, and forgets rows
 delivered longer ago than `keep` seconds. Nothing here logs content, addresses or headers.
 """
@@ -144,6 +152,7 @@ class Relay:
         burst: int = 64,
         round_budget: float = 0.5,
         round_wait: float = 1.0,
+        drive: float = 5.0,
     ) -> None:
         self.svc = svc
         self.interval, self.streams = interval, streams
@@ -162,6 +171,9 @@ class Relay:
         self._pool = ThreadPoolExecutor(4, thread_name_prefix="relay-db")
         self._pruned = 0.0
         self.round_wait = round_wait
+        # seconds a pipelined round goes on claiming continuations before it ends (then
+        # heartbeats and housekeeping; the next round claims afresh)
+        self.drive = drive
         self._looping = False  # in the relay thread's loop (else run_once: wait for all)
         self._late: set[asyncio.Future[None]] = set()
         self._tokens: Any = None  # upstream_send.TokenCache, made on the first upstream row
@@ -214,32 +226,88 @@ class Relay:
 
     async def _round(self, client: PartnerClient) -> int:
         """Claim, prepare, send, record, all streams together; returns how many streams were
-        claimed."""
+        claimed. In the relay thread's loop a round is pipelined: while one step's batches are
+        sent, the next step is claimed and prepared (the continuation of every rest-hook stream
+        in flight, `outbox.claim(after=)`, and whatever else came due), and each step is
+        recorded while the next one is sent, so the database work overlaps the sending. A
+        continuation is sent only after its stream's batch was delivered whole (else it is
+        released, recorded with that batch); steps are recorded in order, and after a failed
+        record nothing more is (what it left leased comes due again, in order, when the
+        leases end)."""
         loop = asyncio.get_running_loop()
         started = time.monotonic()  # before the claim: the lease runs from no later than this
         if started - self._pruned > 60.0:
             self._pruned = started
             await loop.run_in_executor(self._pool, self._housekeeping, now_us())
-        batches = await loop.run_in_executor(self._pool, self._claim, now_us())
-        if not batches:
-            return 0
-        plans = await loop.run_in_executor(self._pool, self._prepare, batches)
-        lease_end = started + self.lease - LEASE_SLACK
-        budget_end = time.monotonic() + self.round_budget  # the round ends with its last send
-        sending = {
-            asyncio.ensure_future(self._send_stream(client, p, lease_end, budget_end)): p
-            for p in plans
-        }
-        # A slow partner (up to its timeout) must not hold the others up: what has finished
-        # after `round_wait` is recorded now and the next round starts; each stream still
-        # sending is recorded when it ends (its rows stay leased meanwhile, so no other round
-        # takes them). run_once (tests, the CLI) waits for all.
-        wait = None if self._stop.is_set() or not self._looping else self.round_wait
-        done, pending = await asyncio.wait(sending, timeout=wait)
-        await loop.run_in_executor(self._pool, self._record, [sending[t] for t in done])
-        for task in pending:
-            self._late.add(asyncio.ensure_future(self._record_late(task, sending[task])))
-        return len(batches)
+        plans = await loop.run_in_executor(self._pool, self._claim_and_prepare, now_us(), {})
+        claimed, chain = 0, None
+        drive_end = started + self.drive
+        while plans:
+            claimed += len(plans)
+            lease_end = started + self.lease - LEASE_SLACK
+            budget_end = time.monotonic() + self.round_budget  # the step ends with its last send
+            sending = {
+                asyncio.ensure_future(self._send_stream(client, p, lease_end, budget_end)): p
+                for p in plans
+            }
+            going = (
+                self._looping
+                and not self._stop.is_set()
+                and time.monotonic() < drive_end
+                and not _failed(chain)  # a step could not be recorded: no more until it is
+            )
+            after = {
+                p.batch.stream: p.batch.rows[-1].pos
+                for p in plans
+                if p.batch.channel == outbox.REST_HOOK and p.batch.rows
+            }
+            ahead = None
+            if going:
+                started = time.monotonic()  # the next step's lease runs from no later than this
+                ahead = loop.run_in_executor(self._pool, self._claim_and_prepare, now_us(), after)
+            # A slow partner (up to its timeout) must not hold the others up: what has finished
+            # after `round_wait` is recorded now and the next step starts; each stream still
+            # sending is recorded when it ends (its rows stay leased meanwhile, so no other
+            # claim takes them). run_once (tests, the CLI) waits for all.
+            wait = None if self._stop.is_set() or not self._looping else self.round_wait
+            done, pending = await asyncio.wait(sending, timeout=wait)
+            nexts: list[_Stream] = []
+            if ahead is not None:
+                try:
+                    nexts = await ahead
+                except Exception as exc:  # the database away: this step is still recorded
+                    log.warning("delivery relay could not claim ahead (%s)", type(exc).__name__)
+            whole = {sending[t].batch.stream for t in done if _delivered_whole(sending[t])}
+            keep = [n.batch.stream in whole or n.batch.stream not in after for n in nexts]
+            plans = [n for n, kept in zip(nexts, keep, strict=True) if kept]
+            dropped = [n for n, kept in zip(nexts, keep, strict=True) if not kept]
+            finished = [sending[t] for t in done]
+            for task in pending:
+                self._late.add(asyncio.ensure_future(self._record_late(task, sending[task])))
+            if ahead is None and chain is None:  # not pipelining: record now, as one round
+                await loop.run_in_executor(self._pool, self._record, finished, [])
+                break
+            chain = asyncio.ensure_future(self._record_after(chain, finished, dropped))
+            self._late.add(chain)
+            if ahead is None:
+                break
+        if chain is not None:
+            await chain
+        return claimed
+
+    async def _record_after(
+        self, before: asyncio.Future[bool] | None, plans: list[_Stream], dropped: list[_Stream]
+    ) -> bool:
+        """Record a step once the step before it is recorded; nothing if that failed."""
+        if before is not None and not await before:
+            return False
+        try:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._pool, self._record, plans, dropped)
+        except Exception as exc:
+            log.warning("delivery relay record failed (%s)", type(exc).__name__)
+            return False
+        return True
 
     async def _record_late(self, task: asyncio.Future[None], plan: _Stream) -> None:
         """Record a stream that outlived its round. Nobody awaits this task's result, so a
@@ -250,19 +318,21 @@ class Relay:
             log.warning("delivery relay send failed (%s)", type(exc).__name__)
         try:
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._pool, self._record, [plan])
+            await loop.run_in_executor(self._pool, self._record, [plan], [])
         except Exception as exc:
             log.warning("delivery relay record failed (%s)", type(exc).__name__)
 
     # -- claiming and preparing (worker threads) --------------------------------------------
-    def _claim(self, now: int) -> list[Batch]:
-        return outbox.claim(
+    def _claim_and_prepare(self, now: int, after: Mapping[str, int]) -> list[_Stream]:
+        batches = outbox.claim(
             self.svc.repo,
             now,
             lease_us=int(self.lease * 1_000_000),
             streams=self.streams,
             batch_size=self._rows_per_stream,
+            after=after,
         )
+        return self._prepare(batches) if batches else []
 
     def _rows_per_stream(self, session: Session, streams: Sequence[str]) -> dict[str, int]:
         """Rows to claim of each subscription's stream: a round's notifications' worth."""
@@ -454,7 +524,9 @@ class Relay:
             return "timeout"
 
     # -- recording (a worker thread) --------------------------------------------------------
-    def _record(self, plans: Sequence[_Stream]) -> None:
+    def _record(self, plans: Sequence[_Stream], dropped: Sequence[_Stream] = ()) -> None:
+        """Every outcome of these streams' sends in one transaction, and the release of the
+        `dropped` continuations (claimed, never tried)."""
         out = _Outcome()
         for plan in plans:
             tried = set()
@@ -482,7 +554,8 @@ class Relay:
             )
             _update(session, "sent_us = ?, last_error = ?", (now, "withheld-consent"), out.withheld)
             released = [p for p in out.released if p in heads]
-            _update(session, "attempts = attempts - 1, next_us = ?", (now,), released)
+            released += [plan.batch.rows[0].pos for plan in dropped if plan.batch.rows]
+            outbox.release_heads(session, released, now)
             for part in _parts(sorted(set(out.streams))):
                 marks = ", ".join("?" for _ in part)
                 session.execute(
@@ -551,6 +624,16 @@ class Relay:
             )
             got = session.query("SELECT last_sent_us FROM subscriptions WHERE id = ?", (sub_id,))
         return bool(got) and got[0][0] == now
+
+
+def _failed(chain: asyncio.Future[bool] | None) -> bool:
+    """Whether a chain of step records is known to have failed."""
+    return chain is not None and chain.done() and not chain.result()
+
+
+def _delivered_whole(plan: _Stream) -> bool:
+    """Whether every message of a stream was tried and taken: its continuation may follow."""
+    return bool(plan.sends) and all(send.result is None for send in plan.sends)
 
 
 def _outcome(batch: Batch, send: _Send, out: _Outcome) -> None:

@@ -7,6 +7,7 @@ snapshot. Nothing here knows HTTP or FHIR REST semantics beyond versions.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -46,7 +47,15 @@ class StoredVersion:
 
 def instant(us: int) -> str:
     """A FHIR instant (UTC, microseconds) for a count of microseconds since the epoch."""
-    return datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    seconds, micro = divmod(int(us), 1_000_000)
+    return f"{_second(seconds)}.{micro:06d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _second(seconds: int) -> str:
+    # cached: a relay round's events and a page of search results share their seconds, and
+    # strftime is most of what an instant costs
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 @dataclass

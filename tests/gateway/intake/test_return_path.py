@@ -429,15 +429,15 @@ def test_the_relay_thread_survives_a_failing_database(
 ) -> None:
     """A round that fails (the database away) is logged by kind only and the next round runs."""
     sender = relay(intake, interval=0.05)
-    claim, failures = sender._claim, [0]
+    claim, failures = sender._claim_and_prepare, [0]
 
-    def flaky(now: int) -> Any:
+    def flaky(now: int, after: Any) -> Any:
         if failures[0] < 3:
             failures[0] += 1
             raise ConnectionError("the database is away")
-        return claim(now)
+        return claim(now, after)
 
-    monkeypatch.setattr(sender, "_claim", flaky)
+    monkeypatch.setattr(sender, "_claim_and_prepare", flaky)
     assert move(team, task_id, "accepted").status_code == 200
     sender.start()
     try:

@@ -1,0 +1,120 @@
+"""The relay thread's pipelined rounds, on both stores (relay.Relay._round when looping): while
+one step's batches are sent the next step is claimed and prepared (each stream's continuation,
+outbox.claim(after=)), and each step is recorded while the next is sent. A real receiver
+answers; one push fails. Each subscription still gets every event once, in order, one push at a
+time; the failed one is retried before anything after it, and every try is counted."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from fastapi.testclient import TestClient
+
+from gateway.delivery import outbox
+from gateway.delivery.outbox import Backoff
+from gateway.delivery.relay import Relay
+from gateway.fhir_api.context import Services
+from gateway.samples import load_samples
+from tests.gateway.delivery.receiver import Receiver
+from tests.gateway.delivery.support import BACKPORT, drain, patch, register, rows, subscription
+
+Acting = Callable[..., Any]
+KELA_OWNS = "Task?owner=Organization/org-kela"
+CHANGES = 30
+
+
+class Watching(Receiver):
+    """Also counts the pushes in flight per path at once (the most seen)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.flying: Counter[str] = Counter()
+        self.most: Counter[str] = Counter()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.flying[request.path] += 1
+        self.most[request.path] = max(self.most[request.path], self.flying[request.path])
+        try:
+            return await super()._handle(request)
+        finally:
+            self.flying[request.path] -= 1
+
+
+@pytest.fixture
+def receiver() -> Iterator[Watching]:
+    with Watching(delay=0.002) as r:
+        yield r
+
+
+@pytest.fixture
+def network(services: Services, client: TestClient, receiver: Watching) -> Services:
+    load_samples(services)
+    register(services, "kela", f"http://127.0.0.1:{receiver.port}/")
+    return services
+
+
+def test_pipelined_rounds_keep_order_and_count_every_try(
+    network: Services,
+    org_client: Acting,
+    receiver: Watching,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kela = org_client("kela")
+    one = ({"url": BACKPORT + "max-count", "valuePositiveInt": 1},)  # one event per push
+    subs = {}
+    for name in ("a", "b"):
+        body = subscription(f"{receiver.url}/{name}", KELA_OWNS, channel_extensions=one)
+        made = kela.post("/fhir/Subscription", json=body)
+        assert made.status_code == 201, made.text
+        subs[name] = str(made.json()["id"])
+    drain(network)  # the handshakes (run_once: not pipelined)
+    for n in range(CHANGES):
+        status = "in-progress" if n % 2 == 0 else "on-hold"
+        assert patch(kela, "Task/aino-task-kela", status=status).status_code == 200
+    tries: Counter[int] = Counter()
+
+    def answer(got: Any) -> int:
+        if got.path == "/notify/a" and got.event_numbers:
+            tries[got.event_numbers[0]] += 1
+            if got.event_numbers == [7] and tries[7] == 1:
+                return 503  # once: the stream stops there and its continuation is given back
+        return 200
+
+    receiver.answer = answer
+    continued: list[int] = []
+    real = outbox.claim
+
+    def claim(*args: Any, **kwargs: Any) -> Any:
+        got = real(*args, **kwargs)
+        after = kwargs.get("after") or {}
+        continued.extend(len(b.rows) for b in got if b.stream in after)
+        return got
+
+    monkeypatch.setattr(outbox, "claim", claim)
+    sender = Relay(network, backoff=Backoff(base=0.2, cap=0.2, jitter=0.0), burst=3, drive=2.0)
+    sender.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(receiver.events()) < 2 * CHANGES and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        sender.stop()
+    for name, sub in subs.items():
+        told = [
+            n for r in receiver.received if r.path == f"/notify/{name}" for n in r.event_numbers
+        ]
+        assert told == list(range(1, CHANGES + 1)), name  # each once, in order
+        assert receiver.most[f"/notify/{name}"] == 1  # one push at a time per subscription
+        attempts = {r.seq: (r.state, r.attempts) for r in rows(network, sub) if r.kind == "event"}
+        assert attempts == {
+            n: ("sent", 2 if (name, n) == ("a", 7) else 1) for n in range(1, CHANGES + 1)
+        }, name
+    assert tries[7] == 2 and sum(continued) > 0  # the pipeline ran, and the failure was retried
+    with network.repo.reader() as session:  # nothing left leased or due
+        left = session.query("SELECT COUNT(*) FROM outbox WHERE sent_us IS NULL")
+    assert left[0][0] == 0
