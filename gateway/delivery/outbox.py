@@ -168,6 +168,7 @@ def claim(
     streams: int = 64,
     batch_size: Callable[[Session, Sequence[str]], Mapping[str, int]] | None = None,
     after: Mapping[str, int] | None = None,
+    heads: bool = True,
 ) -> list[Batch]:
     """Take the due work of up to `streams` streams: each stream's head and the rows after it,
     up to `batch_size(session, streams)[stream]` (default 1; a handshake goes alone). Only the
@@ -180,7 +181,8 @@ def claim(
     `after` {stream: pos}: also the continuation of rest-hook streams this caller holds (their
     head leased, a batch up to `pos` in flight): the rows after `pos`, their first leased as
     the head it becomes once the batch is recorded, while the subscription is active. The
-    caller sends them only if its batch was delivered whole (else `release` them)."""
+    caller sends them only if its batch was delivered whole (else `release` them). `heads`
+    False: only the continuations (the heads query is one pass over the pending rows)."""
     wanted = dict(after or {})
     # Idle rounds take no write lock: nor do rounds where rows are due only behind a head that
     # waits (a partner down, in backoff) or in an off subscription's stream.
@@ -191,17 +193,17 @@ def claim(
     batches: list[Batch] = []
     with repo.writer() as session:
         lock = " FOR UPDATE OF o SKIP LOCKED" if session.dialect == "postgres" else ""
-        found_heads = session.query(_HEADS + lock, (now, streams))
-        heads = [(int(p), str(s), str(c)) for p, s, c in found_heads]
-        going = _active(session, [s for s in wanted if s not in {h[1] for h in heads}])
-        hooks = [stream for _, stream, channel in heads if channel == REST_HOOK] + going
+        found_heads = session.query(_HEADS + lock, (now, streams)) if heads or not wanted else []
+        taken = [(int(p), str(s), str(c)) for p, s, c in found_heads]
+        going = _active(session, [s for s in wanted if s not in {h[1] for h in taken}])
+        hooks = [stream for _, stream, channel in taken if channel == REST_HOOK] + going
         sizes = batch_size(session, hooks) if batch_size is not None and hooks else {}
         limits: dict[str, tuple[int, int | None]] = {
-            stream: (max(1, sizes.get(stream, 1)), None) for _, stream, _ in heads
+            stream: (max(1, sizes.get(stream, 1)), None) for _, stream, _ in taken
         }
         limits.update({stream: (max(1, sizes.get(stream, 1)), wanted[stream]) for stream in going})
         found = _followers(session, limits, now)
-        for head, stream, channel in heads:
+        for head, stream, channel in taken:
             leased = found.get(stream, [])
             if not leased or leased[0].pos != head:
                 continue  # the stream changed since its head was taken (a re-send): next round

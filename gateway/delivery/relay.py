@@ -70,6 +70,7 @@ UNSENT = "unsent"  # a send's result before it is tried
 MllpSender = Callable[[str, str, float], Reply]
 IN_LIST = 500  # positions per UPDATE … WHERE pos IN (…)
 LEASE_SLACK = 0.5  # seconds: every send ends this long before its lease (clocks, the commit)
+HEADS_EVERY = 0.25  # seconds: while continuing, how often a claim also looks for new heads
 
 
 def now_us() -> int:
@@ -174,6 +175,7 @@ class Relay:
         # seconds a pipelined round goes on claiming continuations before it ends (then
         # heartbeats and housekeeping; the next round claims afresh)
         self.drive = drive
+        self._heads_at = 0.0  # when the last claim looked for new stream heads (monotonic)
         self._looping = False  # in the relay thread's loop (else run_once: wait for all)
         self._late: set[asyncio.Future[None]] = set()
         self._tokens: Any = None  # upstream_send.TokenCache, made on the first upstream row
@@ -324,6 +326,11 @@ class Relay:
 
     # -- claiming and preparing (worker threads) --------------------------------------------
     def _claim_and_prepare(self, now: int, after: Mapping[str, int]) -> list[_Stream]:
+        # Continuing streams in flight, new heads are looked for at most every HEADS_EVERY
+        # seconds: that query is a pass over every pending row.
+        heads = not after or time.monotonic() - self._heads_at >= HEADS_EVERY
+        if heads:
+            self._heads_at = time.monotonic()
         batches = outbox.claim(
             self.svc.repo,
             now,
@@ -331,6 +338,7 @@ class Relay:
             streams=self.streams,
             batch_size=self._rows_per_stream,
             after=after,
+            heads=heads,
         )
         return self._prepare(batches) if batches else []
 

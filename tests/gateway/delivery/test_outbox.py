@@ -374,3 +374,44 @@ def test_a_claim_stops_before_a_row_leased_by_a_batch_in_flight(services: Servic
     with services.repo.writer() as session:  # rows 2.. leased, as a claim in flight left them
         session.execute("UPDATE outbox SET next_us = ? WHERE id IN ('a-2', 'a-3')", (NOW + 9,))
     assert by_stream(claim(services, size=4)) == {"a": [1]}
+
+
+def test_a_continuation_is_the_rows_after_a_batch_in_flight_and_can_be_given_back(
+    services: Services,
+) -> None:
+    """claim(after=): the holder of a stream takes the rows after its batch in flight (their
+    first leased, as the head it becomes), nobody else takes any of the stream meanwhile, and
+    `release` gives a continuation that was never sent back as it was."""
+    queue(services, "a", 6)
+    queue(services, "b", 2)
+    first = claim(services, size=2, streams=1)
+    assert by_stream(first) == {"a": [1, 2]}
+    after = {"a": first[0].rows[-1].pos}
+    more = outbox.claim(
+        services.repo, NOW, lease_us=LEASE, batch_size=sizes(2), after=after, heads=False
+    )
+    assert by_stream(more) == {"a": [3, 4]}  # only the continuation: no heads looked for
+    assert by_stream(claim(services, size=9)) == {"b": [1, 2]}  # "a" is held: not claimed
+    outbox.release(services.repo, more)
+    with services.repo.reader() as session:
+        listed = {r.seq: (r.attempts, r.next_us) for r in outbox.listing(session, stream="a")}
+    assert listed[3] == (0, listed[3][1]) and listed[3][1] <= outbox._now_us()
+    assert listed[1][0] == 1 and listed[1][1] == NOW + LEASE  # the head it follows: still held
+
+
+def test_no_continuation_for_a_subscription_no_longer_active_or_before_a_handshake(
+    services: Services,
+) -> None:
+    queue(services, "a", 2)
+    queue(services, "h", 1)
+    with services.repo.writer() as session:  # "h": a renewed subscription's handshake next
+        outbox.add(
+            session, id="h-hs", channel=outbox.REST_HOOK, stream="h", kind="handshake",
+            destination="https://partner.example/hook", now=NOW,
+        )  # fmt: skip
+        session.execute("UPDATE subscriptions SET status = 'error' WHERE id = 'a'")
+    held = claim(services, size=1)
+    after = {b.stream: b.rows[-1].pos for b in held}
+    assert set(after) == {"h"}  # "a" is not active: its rows wait, not even claimed
+    more = outbox.claim(services.repo, NOW, lease_us=LEASE, batch_size=sizes(5), after=after)
+    assert more == []
