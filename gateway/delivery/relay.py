@@ -20,13 +20,14 @@ send is due again at once, in order behind it. A round's outcomes are a few stat
 lists), its AuditEvents built before the write lock is taken: one PrivacyDisclosure per
 recipient organisation, purpose and client and round (BALP: one patient each).
 
-In the relay thread a round is a pipeline of steps (for at most `drive` seconds): while one
-step's batches are sent, a worker thread claims and prepares the next (each rest-hook stream's
-continuation, the rows after its batch in flight, plus whatever else came due), and each step is
-recorded while the next is sent. The database work thus overlaps the sending instead of
-alternating with it. A continuation goes only after its stream's batch was delivered whole
-(else it is given back); steps are recorded in order, and after a record fails no more steps
-start (what is leased comes due again, in order, when its lease ends).
+On PostgreSQL (`pipeline`), a round in the relay thread is a pipeline of steps (for at most
+`drive` seconds): while one step's batches are sent, a worker thread claims and prepares the
+next (each rest-hook stream's continuation, the rows after its batch in flight, plus whatever
+else came due), and each step is recorded while the next is sent. The database work thus
+overlaps the sending instead of alternating with it. A continuation goes only after its
+stream's batch was delivered whole (else it is given back); steps are recorded in order, and
+after a record fails no more steps start (what is leased comes due again, in order, when its
+lease ends).
 
 It also sends heartbeats to idle active subscriptions that asked for them, and forgets rows
 delivered longer ago than `keep` seconds. Nothing here logs content, addresses or headers.
@@ -154,6 +155,7 @@ class Relay:
         round_budget: float = 0.5,
         round_wait: float = 1.0,
         drive: float = 5.0,
+        pipeline: bool | None = None,
     ) -> None:
         self.svc = svc
         self.interval, self.streams = interval, streams
@@ -175,6 +177,10 @@ class Relay:
         # seconds a pipelined round goes on claiming continuations before it ends (then
         # heartbeats and housekeeping; the next round claims afresh)
         self.drive = drive
+        # Pipelined rounds pay on PostgreSQL, whose work is round trips to another process that
+        # overlap the sending; on SQLite the relay is bound by its own CPU (one GIL), and the
+        # overlap only added work: measured 0.9x the pushes/s and 1.25x the CPU per push.
+        self.pipeline = svc.repo.dialect == "postgres" if pipeline is None else pipeline
         self._heads_at = 0.0  # when the last claim looked for new stream heads (monotonic)
         self._looping = False  # in the relay thread's loop (else run_once: wait for all)
         self._late: set[asyncio.Future[None]] = set()
@@ -253,7 +259,8 @@ class Relay:
                 for p in plans
             }
             going = (
-                self._looping
+                self.pipeline
+                and self._looping
                 and not self._stop.is_set()
                 and time.monotonic() < drive_end
                 and not _failed(chain)  # a step could not be recorded: no more until it is
