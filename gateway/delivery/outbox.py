@@ -169,6 +169,7 @@ def claim(
     batch_size: Callable[[Session, Sequence[str]], Mapping[str, int]] | None = None,
     after: Mapping[str, int] | None = None,
     heads: bool = True,
+    sync: bool = True,
 ) -> list[Batch]:
     """Take the due work of up to `streams` streams: each stream's head and the rows after it,
     up to `batch_size(session, streams)[stream]` (default 1; a handshake goes alone). Only the
@@ -182,7 +183,8 @@ def claim(
     head leased, a batch up to `pos` in flight): the rows after `pos`, their first leased as
     the head it becomes once the batch is recorded, while the subscription is active. The
     caller sends them only if its batch was delivered whole (else `release` them). `heads`
-    False: only the continuations (the heads query is one pass over the pending rows)."""
+    False: only the continuations (the heads query is one pass over the pending rows). `sync`
+    False: the leases' commit does not wait for the disk (Repository.writer)."""
     wanted = dict(after or {})
     # Idle rounds take no write lock: nor do rounds where rows are due only behind a head that
     # waits (a partner down, in backoff) or in an off subscription's stream.
@@ -191,7 +193,7 @@ def claim(
             if not session.query(_HEADS, (now, 1)):
                 return []
     batches: list[Batch] = []
-    with repo.writer() as session:
+    with repo.writer(sync=sync) as session:
         lock = " FOR UPDATE OF o SKIP LOCKED" if session.dialect == "postgres" else ""
         found_heads = session.query(_HEADS + lock, (now, streams)) if heads or not wanted else []
         taken = [(int(p), str(s), str(c)) for p, s, c in found_heads]

@@ -346,6 +346,9 @@ class Relay:
             batch_size=self._rows_per_stream,
             after=after,
             heads=heads,
+            # SQLite: a lease lost in a power cut dies with every relay that held it. Not so a
+            # PostgreSQL server's crash (the relays go on), so there leases are durable.
+            sync=self.svc.repo.dialect != "sqlite",
         )
         return self._prepare(batches) if batches else []
 
@@ -553,7 +556,10 @@ class Relay:
         # AuditEvents are built before the write lock is taken: writers queue on it
         events = [prepare_event(e, self.svc.repo.indexer) for e in out.audit_events()]
         now = now_us()
-        with self.svc.repo.writer() as session:
+        # Not waiting for the disk: a record lost in a crash of the machine (or the database
+        # server) leaves its rows leased, then sent again (receivers de-duplicate) and audited
+        # again, as the sent marks and their AuditEvents commit together. (As read AuditEvents.)
+        with self.svc.repo.writer(sync=False) as session:
             # A status change writes the Subscription resource: its lock first, as a PUT of the
             # Subscription takes it before the subscription row (else the two can deadlock).
             for stream in sorted({stream for stream, _, _ in out.statuses}):
@@ -590,7 +596,7 @@ class Relay:
 
     # -- heartbeats and pruning --------------------------------------------------------------
     def _housekeeping(self, now: int) -> None:
-        with self.svc.repo.writer() as session:
+        with self.svc.repo.writer(sync=False) as session:
             outbox.prune(session, now - int(self.keep * 1_000_000))
 
     async def heartbeats(self, client: PartnerClient) -> int:

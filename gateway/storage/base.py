@@ -131,7 +131,10 @@ class Repository(Protocol):
     def reader(self, consistent: bool = True) -> AbstractContextManager[Session]:
         """A read-only snapshot; `consistent=False` for a single statement (no transaction)."""
 
-    def writer(self) -> AbstractContextManager[Session]: ...
+    def writer(self, sync: bool = True) -> AbstractContextManager[Session]:
+        """A read-write transaction. `sync=False`: its commit does not wait for the disk (as
+        `insert_new`'s): it survives the gateway process dying, not a power cut or a database
+        server crash. For bookkeeping whose loss only repeats work (the relay's outcomes)."""
 
     def insert_new(
         self,

@@ -70,8 +70,12 @@ class PostgresRepository:
     def reader(self, consistent: bool = True) -> Iterator[SqlSession]:
         return self._tx(True, consistent)
 
-    def writer(self) -> Iterator[SqlSession]:
-        return self._tx(False)
+    @contextmanager
+    def writer(self, sync: bool = True) -> Iterator[SqlSession]:
+        with self._tx(False) as session:
+            if not sync:  # the commit does not wait for the WAL flush (see insert_new)
+                session.execute("SET LOCAL synchronous_commit = off")
+            yield session
 
     def insert_new(
         self,

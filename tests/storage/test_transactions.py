@@ -93,3 +93,34 @@ def test_http_read_serves_stored_bytes_verbatim(client: TestClient, services: Se
     assert read.status_code == 200 and read.content == odd
     vread = client.get(f"/fhir/Patient/{pid}/_history/1")
     assert vread.status_code == 200 and vread.content == odd
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["commits", "rolls-back"])
+def test_a_writer_not_waiting_for_the_disk_is_still_one_transaction(
+    repo: Repository, fails: bool
+) -> None:
+    """writer(sync=False) (the relay's bookkeeping): its commit does not wait for the disk,
+    within it and only within it; it commits or rolls back as any writer."""
+    with repo.reader() as s:
+        before = counts(s)
+    try:
+        with repo.writer(sync=False) as s:
+            s.write("Patient", "relaxed", patient("r1"), "POST")
+            if repo.dialect == "sqlite":
+                assert s.query("PRAGMA synchronous")[0][0] == 1  # NORMAL: no fsync at commit
+            else:
+                assert s.query("SHOW synchronous_commit")[0][0] == "off"
+            if fails:
+                raise Boom
+    except Boom:
+        pass
+    with repo.writer() as s:  # the next writer waits for the disk again
+        if repo.dialect == "sqlite":
+            assert s.query("PRAGMA synchronous")[0][0] == 2  # FULL
+        else:
+            assert s.query("SHOW synchronous_commit")[0][0] == "on"
+    with repo.reader() as s:
+        after = counts(s)
+        stored = s.current("Patient", "relaxed")
+    assert (stored is None) == fails
+    assert after["history"] == before["history"] + (0 if fails else 1)

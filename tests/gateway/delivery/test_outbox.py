@@ -112,7 +112,7 @@ def test_a_round_with_nothing_claimable_takes_no_write_lock(
         session.execute("UPDATE outbox SET next_us = ? WHERE id = 'a-1'", (NOW + LEASE,))
     writers: list[int] = []
     real = services.repo.writer
-    monkeypatch.setattr(services.repo, "writer", lambda: writers.append(1) or real())
+    monkeypatch.setattr(services.repo, "writer", lambda **kw: writers.append(1) or real(**kw))
     assert claim(services) == []
     assert writers == []
     assert by_stream(claim(services, now=NOW + LEASE)) == {"a": [1, 2, 3]}
