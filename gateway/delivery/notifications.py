@@ -253,6 +253,7 @@ def bundle(
 # drawn from a seeded PRNG rather than uuid.uuid4(), whose os.urandom call per id was 8 % of the
 # relay's time. (Event ids, which receivers de-duplicate by, are the outbox rows' own.)
 _IDS = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _IDS.seed(os.urandom(32)))  # a forked worker's own
 
 
 def _random_uuid() -> str:

@@ -36,6 +36,7 @@ delivered longer ago than `keep` seconds. Nothing here logs content, addresses o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -288,11 +289,14 @@ class Relay:
                     log.warning("delivery relay could not claim ahead (%s)", type(exc).__name__)
             whole = {sending[t].batch.stream for t in done if _delivered_whole(sending[t])}
             keep = [n.batch.stream in whole or n.batch.stream not in after for n in nexts]
+            if self._stop.is_set() or _failed(chain):  # claimed meanwhile: given back, unsent
+                keep = [False] * len(nexts)
             plans = [n for n, kept in zip(nexts, keep, strict=True) if kept]
             dropped = [n for n, kept in zip(nexts, keep, strict=True) if not kept]
             finished = [sending[t] for t in done]
-            for task in pending:
-                self._late.add(asyncio.ensure_future(self._record_late(task, sending[task])))
+            for task in pending:  # recorded when they end, behind the steps recorded before
+                late = self._record_late(task, sending[task], chain)
+                self._late.add(asyncio.ensure_future(late))
             if ahead is None and chain is None:  # not pipelining: record now, as one round
                 await loop.run_in_executor(self._pool, self._record, finished, [])
                 break
@@ -318,13 +322,18 @@ class Relay:
             return False
         return True
 
-    async def _record_late(self, task: asyncio.Future[None], plan: _Stream) -> None:
-        """Record a stream that outlived its round. Nobody awaits this task's result, so a
-        failure is logged here (its rows stay leased and come due again, as after a crash)."""
+    async def _record_late(
+        self, task: asyncio.Future[None], plan: _Stream, before: asyncio.Future[bool] | None = None
+    ) -> None:
+        """Record a stream that outlived its round (after the steps recorded before it, and
+        not if one of them failed). Nobody awaits this task's result, so a failure is logged
+        here (its rows stay leased and come due again, as after a crash)."""
         try:
             await task
         except Exception as exc:
             log.warning("delivery relay send failed (%s)", type(exc).__name__)
+        if before is not None and not await before:
+            return
         try:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self._pool, self._record, [plan], [])
@@ -350,7 +359,14 @@ class Relay:
             # PostgreSQL server's crash (the relays go on), so there leases are durable.
             sync=self.svc.repo.dialect != "sqlite",
         )
-        return self._prepare(batches) if batches else []
+        if not batches:
+            return []
+        try:
+            return self._prepare(batches)
+        except BaseException:  # the claim committed: give its leases back before failing
+            with contextlib.suppress(Exception):
+                outbox.release(self.svc.repo, batches)
+            raise
 
     def _rows_per_stream(self, session: Session, streams: Sequence[str]) -> dict[str, int]:
         """Rows to claim of each subscription's stream: a round's notifications' worth."""
@@ -559,7 +575,8 @@ class Relay:
         # Not waiting for the disk: a record lost in a crash of the machine (or the database
         # server) leaves its rows leased, then sent again (receivers de-duplicate) and audited
         # again, as the sent marks and their AuditEvents commit together. (As read AuditEvents.)
-        with self.svc.repo.writer(sync=False) as session:
+        # (A status change writes a version of the Subscription resource: that commit waits.)
+        with self.svc.repo.writer(sync=not out.statuses) as session:
             # A status change writes the Subscription resource: its lock first, as a PUT of the
             # Subscription takes it before the subscription row (else the two can deadlock).
             for stream in sorted({stream for stream, _, _ in out.statuses}):

@@ -138,14 +138,16 @@ class SqliteRepository:
         with self._write_queue:
             if self._queue_fd is not None:
                 fcntl.flock(self._queue_fd, fcntl.LOCK_EX)
-            if not sync:  # committed to the WAL without an fsync (see insert_new)
-                self._conn().execute("PRAGMA synchronous=NORMAL")
             try:
-                with self._tx("BEGIN IMMEDIATE") as session:
-                    yield session
+                try:
+                    if not sync:  # committed to the WAL without an fsync (see insert_new)
+                        self._conn().execute("PRAGMA synchronous=NORMAL")
+                    with self._tx("BEGIN IMMEDIATE") as session:
+                        yield session
+                finally:
+                    if not sync:
+                        self._conn().execute("PRAGMA synchronous=FULL")
             finally:
-                if not sync:
-                    self._conn().execute("PRAGMA synchronous=FULL")
                 if self._queue_fd is not None:
                     fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
 

@@ -123,3 +123,27 @@ def test_relay_thread_rounds_keep_order_and_count_every_try(
     with network.repo.reader() as session:  # nothing left leased or due
         left = session.query("SELECT COUNT(*) FROM outbox WHERE sent_us IS NULL")
     assert left[0][0] == 0
+
+
+def test_a_claim_whose_preparing_fails_gives_its_leases_back(
+    network: Services, org_client: Acting, receiver: Watching, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kela = org_client("kela")
+    made = kela.post("/fhir/Subscription", json=subscription(receiver.url, KELA_OWNS))
+    assert made.status_code == 201, made.text
+    drain(network)
+    assert patch(kela, "Task/aino-task-kela", status="in-progress").status_code == 200
+    sender = Relay(network)
+
+    def broken(batches: Any) -> Any:
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(sender, "_prepare", broken)
+    with pytest.raises(ConnectionError):
+        sender._claim_and_prepare(outbox._now_us(), {})
+    (row,) = [r for r in rows(network, str(made.json()["id"])) if r.kind == "event"]
+    assert (row.state, row.attempts) == ("pending", 0)
+    assert row.next_us <= outbox._now_us()  # due again now, not after the lease
+    monkeypatch.undo()
+    drain(network)
+    assert receiver.events() == [1]
