@@ -82,6 +82,17 @@ def parse_header(text: str) -> tuple[str, str]:
     return name, value
 
 
+@functools.lru_cache(maxsize=1024)
+def _push_headers(content_type: str, headers: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """A push's request headers (made once per subscription's channel headers, not per push)."""
+    return (("Content-Type", content_type), *map(parse_header, headers))
+
+
+@functools.lru_cache(maxsize=256)
+def _bounds(total: float, connect: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=total, sock_connect=connect)  # frozen: safe to share
+
+
 def error_code(error: BaseException) -> str:
     return next(code for kind, code in _ERRORS if isinstance(error, kind))
 
@@ -132,7 +143,7 @@ class PartnerClient:
 
     def _call(self, method: str, url: str, body: bytes | None, headers: Any, timeout: float) -> Any:
         # `total` counts from the call, so the wait for a pooled connection is inside it.
-        bounds = aiohttp.ClientTimeout(total=timeout, sock_connect=self._connect_timeout)
+        bounds = _bounds(timeout, self._connect_timeout)
         return self._open().request(
             method, url, data=body, headers=headers, timeout=bounds, allow_redirects=False
         )
@@ -148,7 +159,7 @@ class PartnerClient:
         """POST one notification; never raises for network or HTTP problems. The answer's body
         is read (up to the cap, so the connection can be reused) and dropped."""
         try:
-            sent = [("Content-Type", content_type), *map(parse_header, headers)]
+            sent = _push_headers(content_type, tuple(headers))
             async with self._call("POST", url, body, sent, timeout) as response:
                 await _read_capped(response, self._max_response)
                 status = response.status

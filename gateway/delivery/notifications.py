@@ -17,7 +17,7 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -35,9 +35,9 @@ STATUS_PROFILE = f"{BACKPORT}/backport-subscription-status-r4"
 EVENT_ID = f"{CANONICAL}/StructureDefinition/notification-event-id"
 
 
-@dataclass(frozen=True)
-class Event:
-    """One event as it will be told: its row and, unless withheld, what is disclosed."""
+class Event(NamedTuple):
+    """One event as it will be told: its row and, unless withheld, what is disclosed. (A
+    NamedTuple: one is made per subscription and event, and is cheaper to make.)"""
 
     row: Row
     reference: str  # "Task/x" (the focus without its version)
