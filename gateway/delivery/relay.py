@@ -235,14 +235,14 @@ class Relay:
 
     async def _round(self, client: PartnerClient) -> int:
         """Claim, prepare, send, record, all streams together; returns how many streams were
-        claimed. In the relay thread's loop a round is pipelined: while one step's batches are
-        sent, the next step is claimed and prepared (the continuation of every rest-hook stream
-        in flight, `outbox.claim(after=)`, and whatever else came due), and each step is
-        recorded while the next one is sent, so the database work overlaps the sending. A
-        continuation is sent only after its stream's batch was delivered whole (else it is
-        released, recorded with that batch); steps are recorded in order, and after a failed
-        record nothing more is (what it left leased comes due again, in order, when the
-        leases end)."""
+        claimed. In the relay thread's loop on PostgreSQL (`pipeline`) a round is pipelined:
+        while one step's batches are sent, the next step is claimed and prepared (the
+        continuation of every rest-hook stream in flight, `outbox.claim(after=)`, and whatever
+        else came due), and each step is recorded while the next one is sent, so the database
+        work overlaps the sending. A continuation is sent only after its stream's batch was
+        delivered whole (else it is released, recorded with that batch); steps are recorded in
+        order, and after a failed record nothing more is (what it left leased comes due again,
+        in order, when the leases end)."""
         loop = asyncio.get_running_loop()
         started = time.monotonic()  # before the claim: the lease runs from no later than this
         if started - self._pruned > 60.0:
