@@ -28,7 +28,7 @@ from gateway.consent.model import Caller as ConsentCaller
 from gateway.consent.model import Decision
 from gateway.delivery.outbox import Row
 from gateway.delivery.subscription_spec import BACKPORT_DEFINITIONS as BACKPORT
-from gateway.storage.base import Session, StoredVersion, instant
+from gateway.storage.base import Session, instant
 
 NOTIFICATION_PROFILE = f"{BACKPORT}/backport-subscription-notification-r4"
 STATUS_PROFILE = f"{BACKPORT}/backport-subscription-status-r4"
@@ -79,7 +79,7 @@ class Shared:
         if not wanted:
             return
         keys = [_version_key(f) for f in wanted]
-        found = _versions(self.session, [k for k in keys if k is not None])
+        found = self.session.versions_many([k for k in keys if k is not None])
         for focus, key in zip(wanted, keys, strict=True):
             if key is None:  # not a versioned reference: `decide` fails for its row alone
                 self._content[focus] = (_UNREADABLE, False)
@@ -165,31 +165,6 @@ def _version_key(focus: str) -> tuple[str, str, int] | None:
 
 
 _UNREADABLE: Mapping[str, Any] = {}  # a focus that is no versioned reference, or not JSON
-VERSIONS_PER_QUERY = 300  # three parameters each: well inside SQLite's and PostgreSQL's limits
-
-
-def _versions(
-    session: Session, keys: Sequence[tuple[str, str, int]]
-) -> dict[tuple[str, str, int], StoredVersion]:
-    """These versions, read a few hundred per query."""
-    found: dict[tuple[str, str, int], StoredVersion] = {}
-    for start in range(0, len(keys), VERSIONS_PER_QUERY):
-        part = keys[start : start + VERSIONS_PER_QUERY]
-        # A join from the keys (a CTE of VALUES) so that each is one index lookup: SQLite
-        # scans the whole table for `(a, b, c) IN (VALUES …)`.
-        marks = ", ".join("(?, ?, CAST(? AS INTEGER))" for _ in part)
-        rows = session.query(
-            f"WITH k (t, i, v) AS (VALUES {marks}) "
-            "SELECT h.res_type, h.res_id, h.version, h.lu_us, h.deleted, h.body, h.method "
-            "FROM k CROSS JOIN history h "
-            "WHERE h.res_type = k.t AND h.res_id = k.i AND h.version = k.v",
-            [value for key in part for value in key],
-        )
-        for r in rows:
-            found[(str(r[0]), str(r[1]), int(r[2]))] = StoredVersion(
-                str(r[0]), str(r[1]), int(r[2]), int(r[3]), bool(r[4]), bytes(r[5]), str(r[6])
-            )
-    return found
 
 
 def _last_live(session: Session, resource_type: str, id: str, version: int) -> Any:

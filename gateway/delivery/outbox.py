@@ -250,13 +250,17 @@ def release(repo: Repository, batches: Sequence[Batch]) -> None:
 
 
 def release_heads(session: Session, positions: Sequence[int], now: int) -> None:
+    update_rows(session, "attempts = attempts - 1, next_us = ?", (now,), positions)
+
+
+def update_rows(
+    session: Session, assignments: str, values: tuple, positions: Sequence[int]
+) -> None:
+    """One UPDATE of the rows at `positions` (500 per statement)."""
     for start in range(0, len(positions), 500):
         part = positions[start : start + 500]
         marks = ", ".join("?" for _ in part)
-        session.execute(
-            f"UPDATE outbox SET attempts = attempts - 1, next_us = ? WHERE pos IN ({marks})",
-            (now, *part),
-        )
+        session.execute(f"UPDATE outbox SET {assignments} WHERE pos IN ({marks})", (*values, *part))
 
 
 def _now_us() -> int:
@@ -302,13 +306,7 @@ def _followers(
 
 
 def _lease(session: Session, positions: Sequence[int], until: int) -> None:
-    for start in range(0, len(positions), 500):
-        part = positions[start : start + 500]
-        marks = ", ".join("?" for _ in part)
-        session.execute(
-            f"UPDATE outbox SET attempts = attempts + 1, next_us = ? WHERE pos IN ({marks})",
-            (until, *part),
-        )
+    update_rows(session, "attempts = attempts + 1, next_us = ?", (until,), positions)
 
 
 def _row(r: tuple) -> Row:

@@ -370,9 +370,8 @@ class Relay:
 
     def _rows_per_stream(self, session: Session, streams: Sequence[str]) -> dict[str, int]:
         """Rows to claim of each subscription's stream: a round's notifications' worth."""
-        marks = ", ".join("?" for _ in streams)
-        found = session.query(f"SELECT id, spec FROM subscriptions WHERE id IN ({marks})", streams)
-        sizes = {str(id): stored_spec(str(text)).max_count for id, text in found}
+        found = subscriptions.load_many(session, streams)
+        sizes = {id: spec.max_count for id, (_, spec, _, _) in found.items()}
         return {s: min(sizes.get(s, 1) * self.burst, max(sizes.get(s, 1), 256)) for s in streams}
 
     def _prepare(self, batches: Sequence[Batch]) -> list[_Stream]:
@@ -585,12 +584,12 @@ class Relay:
             # sent are counted now; released (claimed, not tried) heads are due again now
             heads = {plan.batch.rows[0].pos for plan in plans if plan.batch.rows}
             sent = [p for p in out.sent if p in heads]
-            _update(session, "sent_us = ?, last_error = NULL", (now,), sent)
+            outbox.update_rows(session, "sent_us = ?, last_error = NULL", (now,), sent)
             sent = [p for p in out.sent if p not in heads]
-            _update(
-                session, "sent_us = ?, last_error = NULL, attempts = attempts + 1", (now,), sent
-            )
-            _update(session, "sent_us = ?, last_error = ?", (now, "withheld-consent"), out.withheld)
+            counted = "sent_us = ?, last_error = NULL, attempts = attempts + 1"
+            outbox.update_rows(session, counted, (now,), sent)
+            withheld = "sent_us = ?, last_error = ?"
+            outbox.update_rows(session, withheld, (now, "withheld-consent"), out.withheld)
             released = [p for p in out.released if p in heads]
             released += [plan.batch.rows[0].pos for plan in dropped if plan.batch.rows]
             outbox.release_heads(session, released, now)
@@ -748,13 +747,6 @@ def _chunks(rows: list[Row], size: int) -> list[list[Row]]:
 
 def _parts(items: Sequence[Any]) -> list[Sequence[Any]]:
     return [items[i : i + IN_LIST] for i in range(0, len(items), IN_LIST)]
-
-
-def _update(session: Session, assignments: str, values: tuple, positions: list[int]) -> None:
-    """One UPDATE of the outbox rows at `positions` (in parts of IN_LIST)."""
-    for part in _parts(positions):
-        marks = ", ".join("?" for _ in part)
-        session.execute(f"UPDATE outbox SET {assignments} WHERE pos IN ({marks})", (*values, *part))
 
 
 def endpoint_allowed(url: str, organisation: Any, test_mode: bool) -> bool:

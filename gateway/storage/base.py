@@ -98,6 +98,12 @@ class Session(Protocol):
     def current_many(self, keys: Sequence[tuple[str, str]]) -> list[StoredVersion]:
         """Current live versions of the given (type, id) keys, in the given order."""
 
+    def versions_many(
+        self, keys: Sequence[tuple[str, str, int]]
+    ) -> dict[tuple[str, str, int], StoredVersion]:
+        """`version` of many (type, id, version) keys, a few hundred per query; absent ones are
+        left out."""
+
     def lock(self, key: str) -> None:
         """Serialise writers on `key` until this transaction ends.
 

@@ -91,9 +91,7 @@ class PostgresRepository:
         if not companions and sync and hook is None:
             with self._tx(False, consistent=False) as session:
                 return session.insert_new(prepared)
-        with self._tx(False) as session:
-            if not sync:
-                session.execute("SET LOCAL synchronous_commit = off")
+        with self.writer(sync=sync) as session:
             stored = session.insert_new(prepared)
             for companion in companions:
                 session.insert_new(companion)

@@ -201,6 +201,24 @@ class SqlSession:
         )
         return _row(rows[0], rows[0][6]) if rows else None
 
+    def versions_many(
+        self, keys: Sequence[tuple[str, str, int]]
+    ) -> dict[tuple[str, str, int], StoredVersion]:
+        found: dict[tuple[str, str, int], StoredVersion] = {}
+        for start in range(0, len(keys), 300):  # three parameters each
+            part = keys[start : start + 300]
+            # A join from the keys (a CTE of VALUES), each one index lookup: SQLite scans the
+            # whole table for `(a, b, c) IN (VALUES …)`.
+            marks = ", ".join("(?, ?, CAST(? AS INTEGER))" for _ in part)
+            cols = ", ".join(f"h.{c}" for c in _HCOLS.split(", "))
+            for r in self.query(
+                f"WITH k (t, i, v) AS (VALUES {marks}) SELECT {cols} FROM k CROSS JOIN history h "
+                "WHERE h.res_type = k.t AND h.res_id = k.i AND h.version = k.v",
+                [value for key in part for value in key],
+            ):
+                found[(str(r[0]), str(r[1]), int(r[2]))] = _row(r, r[6])
+        return found
+
     def current_many(self, keys: Sequence[tuple[str, str]]) -> list[StoredVersion]:
         found: dict[tuple[str, str], StoredVersion] = {}
         by_type: dict[str, list[str]] = {}

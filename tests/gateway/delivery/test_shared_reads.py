@@ -34,7 +34,7 @@ def test_a_round_reads_the_named_versions_in_parts_and_decides_each_once(
     services: Services,
 ) -> None:
     load_samples(services)
-    count = notifications.VERSIONS_PER_QUERY + 50  # more than one query's worth
+    count = 350  # more than one query's worth (SqlSession.versions_many reads 300 a query)
     with services.repo.writer() as session:
         for n in range(count):
             session.write("Task", f"shared-{n}", task(f"shared-{n}", "requested"), "PUT")
