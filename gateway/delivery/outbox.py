@@ -232,11 +232,13 @@ def _alone(rows: list[Row]) -> tuple[Row, ...]:
 def _active(session: Session, streams: Sequence[str]) -> list[str]:
     if not streams:
         return []
-    marks = ", ".join("?" for _ in streams)
-    found = session.query(
-        f"SELECT id FROM subscriptions WHERE status = 'active' AND id IN ({marks})", streams
-    )
-    active = {str(r[0]) for r in found}
+    active = {
+        str(r[0])
+        for where, params in session.one_of("id", streams, "TEXT")
+        for r in session.query(
+            f"SELECT id FROM subscriptions WHERE status = 'active' AND {where}", params
+        )
+    }
     return [s for s in streams if s in active]
 
 
@@ -256,11 +258,9 @@ def release_heads(session: Session, positions: Sequence[int], now: int) -> None:
 def update_rows(
     session: Session, assignments: str, values: tuple, positions: Sequence[int]
 ) -> None:
-    """One UPDATE of the rows at `positions` (500 per statement)."""
-    for start in range(0, len(positions), 500):
-        part = positions[start : start + 500]
-        marks = ", ".join("?" for _ in part)
-        session.execute(f"UPDATE outbox SET {assignments} WHERE pos IN ({marks})", (*values, *part))
+    """One UPDATE of the rows at `positions` (SQLite: 500 per statement)."""
+    for where, params in session.one_of("pos", positions, "BIGINT"):
+        session.execute(f"UPDATE outbox SET {assignments} WHERE {where}", (*values, *params))
 
 
 def _now_us() -> int:

@@ -13,12 +13,13 @@ two of them at once, and every send ends before its lease does (`lease`, setting
 delivery_lease_s), so a row whose lease ran out is never in flight twice.
 
 A subscription's stream may carry several notifications (each up to its max-count events, at
-most `burst`) in one round, one after another: the next only once the partner took the one
-before, and only while the round's sending is young (`round_budget`), so one slow partner does
-not hold the others' next round up. A failure stops the stream for the round; what it did not
-send is due again at once, in order behind it. A round's outcomes are a few statements (IN
-lists), its AuditEvents built before the write lock is taken: one PrivacyDisclosure per
-recipient organisation, purpose and client and round (BALP: one patient each).
+most `burst`, fewer for a partner too slow to take them all in time) in one round, one after
+another: the next only once the partner took the one before, and only while the round's
+sending is young (`round_budget`), so one slow partner does not hold the others' next round
+up. A failure stops the stream for the round; what it did not send is due again at once, in
+order behind it. A round's outcomes are a few statements (one per kind of change), its
+AuditEvents built before the write lock is taken: one PrivacyDisclosure per recipient
+organisation, purpose and client and round (BALP: one patient each).
 
 On PostgreSQL (`pipeline`), a round in the relay thread is a pipeline of steps (for at most
 `drive` seconds): while one step's batches are sent, a worker thread claims and prepares the
@@ -70,7 +71,6 @@ DEFAULT_BASE = "http://localhost/fhir"
 FHIR = "fhir"  # the channel of changes told back to an upstream (mirror.py, upstream_send.py)
 UNSENT = "unsent"  # a send's result before it is tried
 MllpSender = Callable[[str, str, float], Reply]
-IN_LIST = 500  # positions per UPDATE … WHERE pos IN (…)
 LEASE_SLACK = 0.5  # seconds: every send ends this long before its lease (clocks, the commit)
 HEADS_EVERY = 0.25  # seconds: while continuing, how often a claim also looks for new heads
 
@@ -152,7 +152,8 @@ class Relay:
         keep: float = 7 * 24 * 3600.0,
         client_factory: Callable[[], PartnerClient] = PartnerClient,
         lease: float | None = None,
-        burst: int = 64,
+        burst: int = 256,
+        step_rows: int = 1024,
         round_budget: float = 0.5,
         round_wait: float = 1.0,
         drive: float = 5.0,
@@ -166,9 +167,15 @@ class Relay:
         self.client_factory = client_factory
         # seconds a claim holds its rows (settings.delivery_lease_s); every send ends before it
         self.lease = float(lease or getattr(svc.settings, "delivery_lease_s", 121.0))
-        # per stream and round: at most this many notifications, the next only while the round
-        # has been sending for less than `round_budget` seconds (the first always goes)
-        self.burst, self.round_budget = burst, round_budget
+        # per stream and round (or pipelined step): at most `burst` notifications and
+        # `step_rows` rows (a notification's max-count events each), the next only while the
+        # round has been sending for less than `round_budget` seconds (the first always goes).
+        # Big steps pay: each step's audit (one AuditEvent per recipient, purpose and client)
+        # and consent reading cost the same whether it carries 64 notifications or 256.
+        self.burst, self.step_rows, self.round_budget = burst, step_rows, round_budget
+        # a stream whose last step ran out of `round_budget` before it sent all it had: how
+        # many it sent then (a slow partner: the next claim takes twice that, not `burst`)
+        self._pace: dict[str, int] = {}
         self.base = svc.settings.base_url or svc.settings.delivery_base or DEFAULT_BASE
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -372,7 +379,13 @@ class Relay:
         """Rows to claim of each subscription's stream: a round's notifications' worth."""
         found = subscriptions.load_many(session, streams)
         sizes = {id: spec.max_count for id, (_, spec, _, _) in found.items()}
-        return {s: min(sizes.get(s, 1) * self.burst, max(sizes.get(s, 1), 256)) for s in streams}
+        out = {}
+        for s in streams:
+            size = sizes.get(s, 1)
+            paced = self._pace.get(s)
+            burst = self.burst if paced is None else min(self.burst, max(4, 2 * paced))
+            out[s] = min(size * burst, max(size, self.step_rows))
+        return out
 
     def _prepare(self, batches: Sequence[Batch]) -> list[_Stream]:
         plans = [_Stream(b) for b in batches]
@@ -502,10 +515,12 @@ class Relay:
     ) -> None:
         """The stream's messages in order: each only after the one before was taken, before
         `budget_end`, and only if it can end before the lease does."""
+        self._pace.pop(plan.batch.stream, None)
         for n, send in enumerate(plan.sends):
             left = lease_end - time.monotonic()
             if n and (time.monotonic() > budget_end or left < send.timeout):
-                return  # the rest waits for the next claim (released when recorded)
+                self._pace[plan.batch.stream] = n  # the rest waits for the next claim
+                return  # (released when recorded)
             if left <= 0:
                 return
             send.timeout = min(send.timeout, left)
@@ -593,11 +608,9 @@ class Relay:
             released = [p for p in out.released if p in heads]
             released += [plan.batch.rows[0].pos for plan in dropped if plan.batch.rows]
             outbox.release_heads(session, released, now)
-            for part in _parts(sorted(set(out.streams))):
-                marks = ", ".join("?" for _ in part)
+            for where, params in session.one_of("id", sorted(set(out.streams)), "TEXT"):
                 session.execute(
-                    f"UPDATE subscriptions SET last_sent_us = ? WHERE id IN ({marks})",
-                    (now, *part),
+                    f"UPDATE subscriptions SET last_sent_us = ? WHERE {where}", (now, *params)
                 )
             for row, error in out.dead:
                 outbox.mark_dead(session, row, now, error)
@@ -743,10 +756,6 @@ def _chunks(rows: list[Row], size: int) -> list[list[Row]]:
     cut = next((i for i, r in enumerate(rows) if r.kind == "handshake"), len(rows))
     rows = rows[:cut]
     return [rows[i : i + size] for i in range(0, len(rows), max(size, 1))]
-
-
-def _parts(items: Sequence[Any]) -> list[Sequence[Any]]:
-    return [items[i : i + IN_LIST] for i in range(0, len(items), IN_LIST)]
 
 
 def endpoint_allowed(url: str, organisation: Any, test_mode: bool) -> bool:

@@ -174,15 +174,12 @@ def load(session: Session, sub_id: str) -> Loaded | None:
 
 
 def load_many(session: Session, sub_ids: Sequence[str]) -> dict[str, Loaded]:
-    """`load` of several subscriptions, one query per 500 (a relay round's streams)."""
+    """`load` of several subscriptions in one query (SQLite: per 500; a relay round's streams)."""
     found: dict[str, Loaded] = {}
-    for start in range(0, len(sub_ids), 500):
-        part = sub_ids[start : start + 500]
-        marks = ", ".join("?" for _ in part)
+    for where, params in session.one_of("id", sub_ids, "TEXT"):
         for id, org, text, status, events in session.query(
-            "SELECT id, organization, spec, status, events FROM subscriptions "
-            f"WHERE id IN ({marks})",
-            part,
+            f"SELECT id, organization, spec, status, events FROM subscriptions WHERE {where}",
+            params,
         ):
             found[str(id)] = (str(org), stored_spec(str(text)), str(status), int(events))
     return found

@@ -101,8 +101,8 @@ class Session(Protocol):
     def versions_many(
         self, keys: Sequence[tuple[str, str, int]]
     ) -> dict[tuple[str, str, int], StoredVersion]:
-        """`version` of many (type, id, version) keys, a few hundred per query; absent ones are
-        left out."""
+        """`version` of many (type, id, version) keys, in one query (SQLite: 300 keys per
+        query); absent ones are left out."""
 
     def lock(self, key: str) -> None:
         """Serialise writers on `key` until this transaction ends.
@@ -128,6 +128,12 @@ class Session(Protocol):
         """Run a read query written with `?` placeholders (search, snapshots)."""
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    def one_of(
+        self, column: str, values: Sequence[Any], sql_type: str
+    ) -> list[tuple[str, list[Any]]]:
+        """`column` is one of `values` (`sql_type`: BIGINT, TEXT): (condition, parameters)
+        parts, one statement each; none for no values."""
 
 
 class Repository(Protocol):

@@ -187,6 +187,23 @@ class SqlSession:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self.conn.execute(self.d.sql(sql), tuple(params))
 
+    def one_of(
+        self, column: str, values: Sequence[Any], sql_type: str
+    ) -> list[tuple[str, list[Any]]]:
+        """`column` is one of `values`, as (condition, parameters) parts to run one statement
+        each. PostgreSQL: one part, `column = ANY(array)`, whatever the number of values: the
+        same statement text every time, so psycopg's parsed-query cache and its prepared
+        statements serve it (an IN list of varying length is parsed afresh in Python each
+        time). SQLite: IN lists of at most 500 (it has no arrays)."""
+        if not values:
+            return []
+        if self.dialect == "postgres":
+            return [(f"{column} = ANY(CAST(? AS {sql_type}[]))", [list(values)])]
+        return [
+            (f"{column} IN ({', '.join('?' for _ in part)})", list(part))
+            for part in (values[i : i + 500] for i in range(0, len(values), 500))
+        ]
+
     def current(self, resource_type: str, id: str) -> StoredVersion | None:
         rows = self.query(
             f"SELECT {_COLS} FROM resources WHERE res_type = ? AND res_id = ?",
@@ -205,17 +222,30 @@ class SqlSession:
         self, keys: Sequence[tuple[str, str, int]]
     ) -> dict[tuple[str, str, int], StoredVersion]:
         found: dict[tuple[str, str, int], StoredVersion] = {}
-        for start in range(0, len(keys), 300):  # three parameters each
-            part = keys[start : start + 300]
-            # A join from the keys (a CTE of VALUES), each one index lookup: SQLite scans the
-            # whole table for `(a, b, c) IN (VALUES …)`.
-            marks = ", ".join("(?, ?, CAST(? AS INTEGER))" for _ in part)
-            cols = ", ".join(f"h.{c}" for c in _HCOLS.split(", "))
-            for r in self.query(
-                f"WITH k (t, i, v) AS (VALUES {marks}) SELECT {cols} FROM k CROSS JOIN history h "
-                "WHERE h.res_type = k.t AND h.res_id = k.i AND h.version = k.v",
-                [value for key in part for value in key],
-            ):
+        # A join from the keys, each one index lookup (SQLite scans the whole table for
+        # `(a, b, c) IN (VALUES …)`). PostgreSQL: the keys as three arrays, one statement text
+        # (parsed once by psycopg, then prepared); SQLite: a CTE of VALUES, 300 keys a time.
+        cols = ", ".join(f"h.{c}" for c in _HCOLS.split(", "))
+        join = (
+            f" SELECT {cols} FROM k CROSS JOIN history h "
+            "WHERE h.res_type = k.t AND h.res_id = k.i AND h.version = k.v"
+        )
+        if not keys:
+            return found
+        if self.dialect == "postgres":
+            keyed = "WITH k (t, i, v) AS (SELECT * FROM unnest(CAST(? AS TEXT[]), "
+            keyed += "CAST(? AS TEXT[]), CAST(? AS BIGINT[])))"
+            parts = [(keyed + join, [list(c) for c in zip(*keys, strict=True)])]
+        else:
+            parts = []
+            for start in range(0, len(keys), 300):  # three parameters each
+                part = keys[start : start + 300]
+                marks = ", ".join("(?, ?, CAST(? AS INTEGER))" for _ in part)
+                parts.append(
+                    (f"WITH k (t, i, v) AS (VALUES {marks})" + join, [x for k in part for x in k])
+                )
+        for sql, params in parts:
+            for r in self.query(sql, params):
                 found[(str(r[0]), str(r[1]), int(r[2]))] = _row(r, r[6])
         return found
 
@@ -225,13 +255,10 @@ class SqlSession:
         for t, i in keys:
             by_type.setdefault(t, []).append(i)
         for t, ids in by_type.items():
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ", ".join("?" for _ in chunk)
+            for where, params in self.one_of("res_id", ids, "TEXT"):
                 for r in self.query(
-                    f"SELECT {_COLS} FROM resources WHERE res_type = ? AND deleted = 0 "
-                    f"AND res_id IN ({marks})",
-                    (t, *chunk),
+                    f"SELECT {_COLS} FROM resources WHERE res_type = ? AND deleted = 0 AND {where}",
+                    (t, *params),
                 ):
                     found[(r[0], r[1])] = _row(r)
         return [found[k] for k in keys if k in found]

@@ -119,3 +119,55 @@ def test_current_many_keeps_the_requested_order_and_skips_unknown(repo: Reposito
     with repo.reader() as s:
         found = s.current_many([("Patient", "m3"), ("Patient", "zz"), ("Patient", "m1")])
     assert [v.id for v in found] == ["m3", "m1"]
+
+
+def test_current_many_reads_more_ids_than_one_in_list_holds(repo: Repository) -> None:
+    """SQLite reads 500 ids per IN list, PostgreSQL one array: the same answer either way."""
+    with repo.writer() as s:
+        for n in range(520):
+            s.write("Patient", f"b{n}", patient(f"b{n}"), "PUT")
+    keys = [("Patient", f"b{n}") for n in range(519, -1, -1)]
+    with repo.reader() as s:
+        found = s.current_many([*keys, ("Patient", "missing")])
+    assert [v.id for v in found] == [i for _, i in keys]
+
+
+def test_versions_many_finds_exact_versions_and_leaves_out_the_rest(repo: Repository) -> None:
+    for family in ("A", "B"):
+        _write(repo, "vm1", patient("vm1", family=family))
+    _write(repo, "vm2", patient("vm2"))
+    with repo.reader() as s:
+        assert s.versions_many([]) == {}
+        found = s.versions_many(
+            [("Patient", "vm1", 1), ("Patient", "vm1", 2), ("Patient", "vm2", 2),
+             ("Observation", "vm1", 1), ("Patient", "vm2", 1)]
+        )  # fmt: skip
+    assert sorted(found) == [("Patient", "vm1", 1), ("Patient", "vm1", 2), ("Patient", "vm2", 1)]
+    assert orjson.loads(found[("Patient", "vm1", 1)].body)["name"][0]["family"] == "A"
+    assert orjson.loads(found[("Patient", "vm1", 2)].body)["name"][0]["family"] == "B"
+
+
+def test_one_of_matches_exactly_the_values_given(repo: Repository) -> None:
+    """Session.one_of: PostgreSQL's one array condition and SQLite's IN lists (500 a part) pick
+    the same rows, for numbers and text; no values, no parts (no statement to run)."""
+    with repo.writer() as s:
+        for n in range(1, 1201):
+            s.write("Patient", f"o{n}", patient(f"o{n}"), "PUT")
+    wanted = list(range(3, 1201, 2))  # 599 odd numbers: two IN lists on SQLite
+    ids = [f"o{n}" for n in wanted] + ["o-none", "o'; DROP TABLE resources; --"]
+    with repo.reader() as s:
+        assert s.one_of("res_id", [], "TEXT") == []
+        parts = s.one_of("res_id", ids, "TEXT")
+        assert len(parts) == (1 if repo.dialect == "postgres" else 2)
+        got = sorted(
+            str(r[0])
+            for where, params in parts
+            for r in s.query(f"SELECT res_id FROM resources WHERE {where}", params)
+        )
+        versions = [
+            int(r[0])
+            for where, params in s.one_of("version", [1, 7], "BIGINT")
+            for r in s.query(f"SELECT DISTINCT version FROM resources WHERE {where}", params)
+        ]
+    assert got == sorted(f"o{n}" for n in wanted)
+    assert versions == [1]

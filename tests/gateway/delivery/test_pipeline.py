@@ -147,3 +147,55 @@ def test_a_claim_whose_preparing_fails_gives_its_leases_back(
     monkeypatch.undo()
     drain(network)
     assert receiver.events() == [1]
+
+
+def test_a_partner_too_slow_for_its_burst_is_claimed_for_at_its_pace(
+    network: Services,
+    org_client: Acting,
+    receiver: Watching,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stream whose step ran out of round_budget before it sent all it had claimed is next
+    claimed for twice what it sent (at least 4 notifications), not a whole burst; once it
+    keeps up again, a whole burst. Every event still goes once, in order."""
+    kela = org_client("kela")
+    one = ({"url": BACKPORT + "max-count", "valuePositiveInt": 1},)
+    made = kela.post(
+        "/fhir/Subscription",
+        json=subscription(f"{receiver.url}/slow", KELA_OWNS, channel_extensions=one),
+    )
+    assert made.status_code == 201, made.text
+    sub = str(made.json()["id"])
+    drain(network)
+    for n in range(CHANGES):
+        status = "in-progress" if n % 2 == 0 else "on-hold"
+        assert patch(kela, "Task/aino-task-kela", status=status).status_code == 200
+    claimed: list[int] = []
+    real = outbox.claim
+
+    def claim(*args: Any, **kwargs: Any) -> Any:
+        got = real(*args, **kwargs)
+        claimed.extend(len(b.rows) for b in got if b.stream == sub)
+        return got
+
+    monkeypatch.setattr(outbox, "claim", claim)
+    receiver.delay = 0.04  # ~3 pushes fit in the round budget
+    sender = Relay(network, burst=20, round_budget=0.1, pipeline=False)
+    sender.run_once()
+    assert claimed == [20]  # a whole burst first
+    paced = sender._pace[sub]
+    assert 1 <= paced < 20
+    sender.run_once()
+    assert claimed[1] == max(4, 2 * paced)
+    receiver.delay = 0.0  # it keeps up: a whole burst again (or all that is left)
+    for _ in range(10):
+        if sub not in sender._pace:
+            break
+        sender.run_once()
+    assert sub not in sender._pace
+    left = CHANGES - len(receiver.events())
+    sender.run_once()
+    assert claimed[-1] == min(20, left) > max(4, 2 * paced)
+    drain(network)
+    told = [n for r in receiver.received if r.path == "/notify/slow" for n in r.event_numbers]
+    assert told == list(range(1, CHANGES + 1))
