@@ -71,6 +71,8 @@ def enqueue(session: Session, written: Sequence[Written], now: int, gated: bool 
         previous = _Previous(session, write)
         for sub_id, organization, topic_url, text in subs:
             spec = stored_spec(str(text))
+            if spec.ended(now):
+                continue  # its end has passed: the relay is about to turn it off
             topic = topics.get(str(topic_url))
             if topic is None or topic.resource_type != resource_type:
                 continue

@@ -30,8 +30,10 @@ stream's batch was delivered whole (else it is given back); steps are recorded i
 after a record fails no more steps start (what is leased comes due again, in order, when its
 lease ends).
 
-It also sends heartbeats to idle active subscriptions that asked for them, and forgets rows
-delivered longer ago than `keep` seconds. Nothing here logs content, addresses or headers.
+It also sends heartbeats to idle active subscriptions that asked for them, forgets rows
+delivered longer ago than `keep` seconds, and turns off the subscriptions whose `end` has
+passed (once a minute: from `end` on no event is queued for them). Nothing here logs content,
+addresses or headers.
 """
 
 from __future__ import annotations
@@ -627,6 +629,11 @@ class Relay:
     def _housekeeping(self, now: int) -> None:
         with self.svc.repo.writer(sync=False) as session:
             outbox.prune(session, now - int(self.keep * 1_000_000))
+        with self.svc.repo.reader() as session:
+            ended = subscriptions.end_due(session, now)
+        for sub_id in ended:  # each a version of its Subscription resource, written as the server
+            with self.svc.repo.writer() as session:
+                subscriptions.set_status(session, sub_id, "off")
 
     async def heartbeats(self, client: PartnerClient) -> int:
         """Send the heartbeats that are due (idle active subscriptions with a period)."""
@@ -649,6 +656,8 @@ class Relay:
             spec = stored_spec(str(text))
             if not spec.heartbeat_s or (last or 0) + spec.heartbeat_s * 1_000_000 > now:
                 continue
+            if spec.ended(now):
+                continue  # about to be turned off
             if not self._endpoint_allowed(str(sub_id), spec):
                 continue  # no longer registered: no heartbeat either (nor its headers)
             if not self._take_heartbeat(str(sub_id), last, now):

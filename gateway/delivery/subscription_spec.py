@@ -8,9 +8,11 @@ itself holds those headers: never log `to_json()`.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,6 +46,8 @@ LIMITS = {
     TIMEOUT: ("valueUnsignedInt", 1, 60),
     MAX_COUNT: ("valuePositiveInt", 1, 100),
 }
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP header name (RFC 9110 token)
 Json = Mapping[str, Any]
 
@@ -60,6 +64,12 @@ class SubscriptionSpec:
     timeout_s: int = 10
     max_count: int = 20  # events per notification bundle
     purpose: str = "CAREMGT"  # v3-ActReason the notifications are disclosed under
+    # Subscription.end (µs since the epoch): nothing happening from then on is queued, and the
+    # relay turns the subscription off (R4: "the time for the server to turn it off")
+    end_us: int | None = None
+
+    def ended(self, now_us: int) -> bool:
+        return self.end_us is not None and self.end_us <= now_us
 
     def to_json(self) -> str:
         return orjson.dumps(asdict(self)).decode()
@@ -108,7 +118,24 @@ def parse_subscription(
         purpose=organisation.delivery.purpose
         if organisation and organisation.delivery
         else "CAREMGT",
+        end_us=_end(resource.get("end")),
     )
+
+
+def _end(value: Any) -> int | None:
+    """Subscription.end as µs since the epoch: an instant, with its time zone (R4 `instant`)."""
+    if value is None:
+        return None
+    when = None
+    if isinstance(value, str) and _INSTANT.fullmatch(value):
+        with contextlib.suppress(ValueError):
+            when = datetime.fromisoformat(value)
+    if when is None:
+        raise invalid(
+            "end must be an instant with a time zone, e.g. 2027-01-31T23:59:59+02:00",
+            "Subscription.end",
+        )
+    return (when - _EPOCH) // timedelta(microseconds=1)
 
 
 def _topic(criteria: Any) -> Topic:

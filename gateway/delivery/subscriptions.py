@@ -10,13 +10,14 @@ and the `subscriptions` row each one keeps in step.
 - `sync` (part of the delivery WRITE_HOOK) writes the row in the same transaction and queues the
   handshake as the first row of the subscription's stream, so no event overtakes it.
 - `set_status` is the relay's change of `status` (a new version of the resource, written as the
-  gateway, and the row), when a handshake or its retries tell.
+  gateway, and the row), when a handshake or its retries tell, or `end` has passed (`end_due`).
 
 Never stores or logs a channel header's value anywhere but the Subscription itself.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -70,7 +71,9 @@ def shaper(registry: Registry | None, test_mode: bool) -> Any:
                 for e in stored.get("extension") or []
                 if not (isinstance(e, Mapping) and e.get("url") == CUSTODIAN_EXTENSION)
             ] + [_stamp(who.organization)]
-        stored["status"] = _status(live, new)
+        # an end already past: the server has turned it off (R4 Subscription.end)
+        ended = spec.ended(time.time_ns() // 1000)
+        stored["status"] = "off" if ended else _status(live, new)
         if stored["status"] == "error" and live is not None and "error" in live:
             stored["error"] = live["error"]  # the server's, while the handshake still fails
         return stored
@@ -183,6 +186,12 @@ def load_many(session: Session, sub_ids: Sequence[str]) -> dict[str, Loaded]:
         ):
             found[str(id)] = (str(org), stored_spec(str(text)), str(status), int(events))
     return found
+
+
+def end_due(session: Session, now: int) -> list[str]:
+    """The subscriptions not off whose `end` has passed (the relay turns them off)."""
+    rows = session.query("SELECT id, spec FROM subscriptions WHERE status <> 'off' ORDER BY id")
+    return [str(id) for id, text in rows if stored_spec(str(text)).ended(now)]
 
 
 def set_status(session: Session, sub_id: str, status: str, error: str | None = None) -> None:

@@ -6,6 +6,7 @@ registered, only the subscriber sees its Subscription, and idle subscriptions ge
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -289,3 +290,60 @@ def test_every_try_of_every_row_is_counted_though_a_claim_leases_only_the_head(
     states = [(r.seq, r.state, r.attempts) for r in rows(network, sub) if r.kind == "event"]
     assert states == [(1, "sent", 1), (2, "sent", 2), (3, "sent", 1)]
     assert [n for r in receiver.received for n in r.event_numbers] == [1, 2, 3]  # as taken
+
+
+def test_end_stops_events_and_the_server_turns_the_subscription_off(
+    network: Services, org_client: Acting, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R4 Subscription.end: what happens before it is told; from it on nothing is queued, and
+    the relay's housekeeping turns the subscription off (a version written as the server)."""
+    kela = org_client("kela")
+    body = {**subscription(receiver.url, KELA_OWNS), "end": "2030-01-01T00:00:00+02:00"}
+    made = create(kela, body)
+    sub = made["id"]
+    assert made["status"] == "requested" and made["end"] == "2030-01-01T00:00:00+02:00"
+    drain(network)
+    assert patch(kela, "Task/aino-task-kela", status="in-progress").status_code == 200
+    drain(network)
+    assert receiver.events() == [1]
+    # the clock passes the end (2029-12-31T22:00:00Z)
+    end_us = 1_893_448_800_000_000
+    real_ns = time.time_ns
+    monkeypatch.setattr(time, "time_ns", lambda: end_us * 1000 + (real_ns() % 10**9))
+    assert patch(kela, "Task/aino-task-kela", status="on-hold").status_code == 200
+    assert [r.seq for r in rows(network, sub) if r.kind == "event"] == [1]  # not queued
+    sender = relay(network)
+    sender.run_once()  # housekeeping: turned off
+    ended = kela.get(f"/fhir/Subscription/{sub}").json()
+    assert ended["status"] == "off" and ended["meta"]["versionId"] == "3"
+    assert row_of(network, sub)[0] == "off"
+    assert receiver.events() == [1]
+    sender.run_once()  # once off, nothing more is written
+    assert kela.get(f"/fhir/Subscription/{sub}").json()["meta"]["versionId"] == "3"
+
+
+def test_a_subscription_whose_end_has_passed_is_stored_off_and_never_asked(
+    network: Services, org_client: Acting, receiver: Receiver
+) -> None:
+    kela = org_client("kela")
+    made = create(kela, {**subscription(receiver.url, KELA_OWNS), "end": "2020-01-01T00:00:00Z"})
+    assert made["status"] == "off" and handshakes(network, made["id"]) == 0
+    assert patch(kela, "Task/aino-task-kela", status="in-progress").status_code == 200
+    drain(network)
+    assert receiver.received == [] and rows(network, made["id"]) == []
+
+
+@pytest.mark.parametrize("end", ["2030-01-01", "2030-01-01T00:00:00", "tomorrow", 1893448800])
+def test_an_end_that_is_not_an_instant_is_refused_with_its_path(
+    network: Services, org_client: Acting, receiver: Receiver, end: Any
+) -> None:
+    kela = org_client("kela")
+    answer = kela.post(
+        "/fhir/Subscription", json={**subscription(receiver.url, KELA_OWNS), "end": end}
+    )
+    assert answer.status_code == 400, answer.text
+    outcome = answer.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert any("Subscription.end" in e for i in outcome["issue"] for e in i.get("expression", []))
+    with network.repo.reader() as session:
+        assert session.query("SELECT COUNT(*) FROM subscriptions")[0][0] == 0
