@@ -203,10 +203,13 @@ def claim(
         going = _active(session, [s for s in wanted if s not in {h[1] for h in taken}])
         hooks = [stream for _, stream, channel in taken if channel == REST_HOOK] + going
         sizes = batch_size(session, hooks) if batch_size is not None and hooks else {}
-        limits: dict[str, tuple[int, int | None]] = {
-            stream: (max(1, sizes.get(stream, 1)), None) for _, stream, _ in taken
+        # (how many, after which position, whether from a head taken as due)
+        limits: dict[str, tuple[int, int, bool]] = {
+            stream: (max(1, sizes.get(stream, 1)), head - 1, True) for head, stream, _ in taken
         }
-        limits.update({stream: (max(1, sizes.get(stream, 1)), wanted[stream]) for stream in going})
+        limits.update(
+            {stream: (max(1, sizes.get(stream, 1)), wanted[stream], False) for stream in going}
+        )
         found = _followers(session, limits, now)
         for head, stream, channel in taken:
             leased = found.get(stream, [])
@@ -271,24 +274,30 @@ STREAMS_PER_QUERY = 64
 
 
 def _followers(
-    session: Session, limits: Mapping[str, tuple[int, int | None]], now: int
+    session: Session, limits: Mapping[str, tuple[int, int, bool]], now: int
 ) -> dict[str, list[Row]]:
-    """Each stream's unsent rows, oldest first, up to its limit: from its head on (`after`
-    None), or after the position `after`; and before the first row that is leased, other than
-    a head taken as due (a re-sent row put back ahead of a batch in flight elsewhere leaves
-    the rows behind it leased). One statement per STREAMS_PER_QUERY streams."""
+    """Each stream's unsent rows, oldest first, up to its limit (`limits`: stream -> (limit,
+    after, head)): after the position `after` (just before its head, or the last row of a
+    batch in flight); and before the first row that is leased, other than a head taken as due
+    (`head`: a re-sent row put back ahead of a batch in flight elsewhere leaves the rows behind
+    it leased). One statement per STREAMS_PER_QUERY streams.
+
+    The lower bound also keeps PostgreSQL's plan cheap whichever index it picks: its default
+    costs (random_page_cost 4) prefer walking the primary key and filtering to the pending
+    rows' partial index, which without a bound reads every delivered row before the first
+    pending one (measured: 6-12 ms a stream with 16,000 delivered rows, against 0.2 ms)."""
     found: dict[str, list[Row]] = {}
     items = list(limits.items())
     for start in range(0, len(items), STREAMS_PER_QUERY):
         part = items[start : start + STREAMS_PER_QUERY]
         sql, params = [], []
-        for n, (stream, (limit, after)) in enumerate(part):
-            since = "AND pos > ? " if after is not None else ""
+        for n, (stream, (limit, after, _)) in enumerate(part):
             sql.append(
-                f"SELECT * FROM (SELECT {_COLUMNS}, next_us FROM outbox WHERE stream = ? {since}"
-                f"AND sent_us IS NULL AND dead_us IS NULL ORDER BY pos LIMIT ?) AS s{n}"
+                f"SELECT * FROM (SELECT {_COLUMNS}, next_us FROM outbox WHERE stream = ? "
+                "AND pos > ? AND sent_us IS NULL AND dead_us IS NULL ORDER BY pos LIMIT ?) "
+                f"AS s{n}"
             )
-            params += [stream, *(() if after is None else (after,)), limit]
+            params += [stream, after, limit]
         leased: dict[str, int] = {}
         for r in session.query(" UNION ALL ".join(sql), params):
             stream, pos = str(r[3]), int(r[0])
@@ -298,7 +307,7 @@ def _followers(
         for stream, rows in found.items():
             rows.sort(key=lambda row: row.pos)
             if stream in leased:
-                head_due = limits[stream][1] is None  # a head was taken as due: it stays
+                head_due = limits[stream][2]  # a head was taken as due: it stays
                 found[stream] = [
                     r for i, r in enumerate(rows) if r.pos < leased[stream] or (i == 0 and head_due)
                 ]

@@ -175,8 +175,9 @@ class Relay:
         # Big steps pay: each step's audit (one AuditEvent per recipient, purpose and client)
         # and consent reading cost the same whether it carries 64 notifications or 256.
         self.burst, self.step_rows, self.round_budget = burst, step_rows, round_budget
-        # a stream whose last step ran out of `round_budget` before it sent all it had: how
-        # many it sent then (a slow partner: the next claim takes twice that, not `burst`)
+        # a stream whose last step ran out of `round_budget` (or failed) before it sent all it
+        # had: how many it sent then (a slow partner: the next claim takes twice that, at
+        # least 4, not `burst`; nor is it continued while a step is in flight)
         self._pace: dict[str, int] = {}
         self.base = svc.settings.base_url or svc.settings.delivery_base or DEFAULT_BASE
         self._stop = threading.Event()
@@ -275,10 +276,15 @@ class Relay:
                 and time.monotonic() < drive_end
                 and not _failed(chain)  # a step could not be recorded: no more until it is
             )
+            # (a stream too slow for its last step is not continued: it would not take this
+            # one whole either, and its continuation would be claimed and prepared for nothing;
+            # it comes due again as a head once this step is recorded)
             after = {
                 p.batch.stream: p.batch.rows[-1].pos
                 for p in plans
-                if p.batch.channel == outbox.REST_HOOK and p.batch.rows
+                if p.batch.channel == outbox.REST_HOOK
+                and p.batch.rows
+                and p.batch.stream not in self._pace
             }
             ahead = None
             if going:
@@ -517,12 +523,12 @@ class Relay:
     ) -> None:
         """The stream's messages in order: each only after the one before was taken, before
         `budget_end`, and only if it can end before the lease does."""
-        self._pace.pop(plan.batch.stream, None)
+        stream = plan.batch.stream
         for n, send in enumerate(plan.sends):
             left = lease_end - time.monotonic()
             if n and (time.monotonic() > budget_end or left < send.timeout):
-                self._pace[plan.batch.stream] = n  # the rest waits for the next claim
-                return  # (released when recorded)
+                self._pace[stream] = n  # the rest waits for the next claim (released when
+                return  # recorded), which takes twice what went now
             if left <= 0:
                 return
             send.timeout = min(send.timeout, left)
@@ -532,7 +538,11 @@ class Relay:
                 log.warning("delivery relay send failed (%s)", type(exc).__name__)
                 send.result = "internal-error"
             if send.result is not None:
-                return  # failed: what follows waits behind it
+                # failed: what follows waits behind it, and its next claim (the failed row
+                # first, tried again) takes a few, not a whole burst
+                self._pace[stream] = n
+                return
+        self._pace.pop(stream, None)  # it took all it had: whole bursts again
 
     async def _send(self, client: PartnerClient, channel: str, send: _Send) -> None:
         if send.dead is not None or send.error is not None:
@@ -627,6 +637,7 @@ class Relay:
 
     # -- heartbeats and pruning --------------------------------------------------------------
     def _housekeeping(self, now: int) -> None:
+        self._pace.clear()  # (a minute's paces: no entry outlives its subscription for long)
         with self.svc.repo.writer(sync=False) as session:
             outbox.prune(session, now - int(self.keep * 1_000_000))
         with self.svc.repo.reader() as session:

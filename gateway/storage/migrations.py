@@ -162,21 +162,6 @@ def _delivery(serial: str) -> list[str]:
     ]
 
 
-# 6: PostgreSQL's index of delivered outbox rows (used only to prune them) becomes a BRIN: a
-# row's sent mark is an update that cannot be HOT (the pending index's predicate names sent_us),
-# so every index of the table takes a new entry; a b-tree entry made it 20 µs a row, a BRIN
-# (a few bytes per range of pages, rows being marked roughly in the order they sit) 12.5 µs
-# (measured: 16,000 rows marked 1,024 a statement). Pruning, once a minute, reads the ranges.
-# SQLite has no BRIN, and its marks are cheap: nothing changes there.
-_OUTBOX_SENT_BRIN = {
-    "sqlite": [],
-    "postgres": [
-        "DROP INDEX outbox_sent",
-        "CREATE INDEX outbox_sent ON outbox USING brin (sent_us)",
-    ],
-}
-
-
 MIGRATIONS: dict[str, list[list[str]]] = {
     "sqlite": [
         _v1("BLOB", "INTEGER PRIMARY KEY AUTOINCREMENT", ""),
@@ -184,7 +169,6 @@ MIGRATIONS: dict[str, list[list[str]]] = {
         _HL7V2,
         _HL7V2_DIGEST,
         _delivery("INTEGER PRIMARY KEY AUTOINCREMENT"),
-        _OUTBOX_SENT_BRIN["sqlite"],
     ],
     # PostgreSQL keeps the served bytes (body) and a JSONB copy for in-database queries.
     "postgres": [
@@ -193,6 +177,5 @@ MIGRATIONS: dict[str, list[list[str]]] = {
         _HL7V2,
         _HL7V2_DIGEST,
         _delivery("BIGSERIAL PRIMARY KEY"),
-        _OUTBOX_SENT_BRIN["postgres"],
     ],
 }

@@ -188,22 +188,3 @@ def _tables(session: Any) -> set[str]:
     else:
         rows = session.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
     return {str(r[0]) for r in rows}
-
-
-def test_delivered_outbox_rows_are_indexed_by_a_brin_on_postgresql(database_url: str) -> None:
-    """Migration 6: PostgreSQL's index for pruning delivered rows is a BRIN (cheaper to keep as
-    each row's sent mark lands); SQLite keeps its b-tree. Pruning uses it either way."""
-    repo = open_repository(database_url, identifier_index)
-    try:
-        with repo.reader() as s:
-            if repo.dialect == "postgres":
-                found = s.query(
-                    "SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam "
-                    "WHERE c.relname = 'outbox_sent'"
-                )
-                assert found == [("brin",)]
-            else:
-                found = s.query("SELECT sql FROM sqlite_master WHERE name = 'outbox_sent'")
-                assert found == [("CREATE INDEX outbox_sent ON outbox (sent_us)",)]
-    finally:
-        repo.close()

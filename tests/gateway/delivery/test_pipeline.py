@@ -149,6 +149,37 @@ def test_a_claim_whose_preparing_fails_gives_its_leases_back(
     assert receiver.events() == [1]
 
 
+def _slow_subscription(kela: Any, receiver: Watching, changes: int) -> str:
+    one = ({"url": BACKPORT + "max-count", "valuePositiveInt": 1},)
+    made = kela.post(
+        "/fhir/Subscription",
+        json=subscription(f"{receiver.url}/slow", KELA_OWNS, channel_extensions=one),
+    )
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
+def _changes(kela: Any, count: int) -> None:
+    for n in range(count):
+        status = "in-progress" if n % 2 == 0 else "on-hold"
+        assert patch(kela, "Task/aino-task-kela", status=status).status_code == 200
+
+
+def _claims_of(sub: str, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bool]]:
+    """(rows, continuation?) of every claim of `sub`'s stream from now on."""
+    claimed: list[tuple[int, bool]] = []
+    real = outbox.claim
+
+    def claim(*args: Any, **kwargs: Any) -> Any:
+        got = real(*args, **kwargs)
+        after = kwargs.get("after") or {}
+        claimed.extend((len(b.rows), b.stream in after) for b in got if b.stream == sub)
+        return got
+
+    monkeypatch.setattr(outbox, "claim", claim)
+    return claimed
+
+
 def test_a_partner_too_slow_for_its_burst_is_claimed_for_at_its_pace(
     network: Services,
     org_client: Acting,
@@ -156,46 +187,72 @@ def test_a_partner_too_slow_for_its_burst_is_claimed_for_at_its_pace(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A stream whose step ran out of round_budget before it sent all it had claimed is next
-    claimed for twice what it sent (at least 4 notifications), not a whole burst; once it
-    keeps up again, a whole burst. Every event still goes once, in order."""
+    claimed for twice what it sent (at least 4 notifications), not a whole burst; a failed
+    push too; once it keeps up again, a whole burst. Every event still goes once, in order."""
     kela = org_client("kela")
-    one = ({"url": BACKPORT + "max-count", "valuePositiveInt": 1},)
-    made = kela.post(
-        "/fhir/Subscription",
-        json=subscription(f"{receiver.url}/slow", KELA_OWNS, channel_extensions=one),
-    )
-    assert made.status_code == 201, made.text
-    sub = str(made.json()["id"])
+    sub = _slow_subscription(kela, receiver, 1)
     drain(network)
-    for n in range(CHANGES):
-        status = "in-progress" if n % 2 == 0 else "on-hold"
-        assert patch(kela, "Task/aino-task-kela", status=status).status_code == 200
-    claimed: list[int] = []
-    real = outbox.claim
-
-    def claim(*args: Any, **kwargs: Any) -> Any:
-        got = real(*args, **kwargs)
-        claimed.extend(len(b.rows) for b in got if b.stream == sub)
-        return got
-
-    monkeypatch.setattr(outbox, "claim", claim)
+    changes = 60
+    _changes(kela, changes)
+    claimed = _claims_of(sub, monkeypatch)
     receiver.delay = 0.04  # ~3 pushes fit in the round budget
-    sender = Relay(network, burst=20, round_budget=0.1, pipeline=False)
+    now = Backoff(base=0.0, jitter=0.0)  # a failed row is due again at once
+    sender = Relay(network, backoff=now, burst=20, round_budget=0.1, pipeline=False)
     sender.run_once()
-    assert claimed == [20]  # a whole burst first
+    assert claimed == [(20, False)]  # a whole burst first
     paced = sender._pace[sub]
     assert 1 <= paced < 20
     sender.run_once()
-    assert claimed[1] == max(4, 2 * paced)
-    receiver.delay = 0.0  # it keeps up: a whole burst again (or all that is left)
-    for _ in range(10):
-        if sub not in sender._pace:
-            break
-        sender.run_once()
-    assert sub not in sender._pace
-    left = CHANGES - len(receiver.events())
+    assert claimed[1] == (max(4, 2 * paced), False)
+    receiver.delay = 0.0  # it keeps up (and has all the time it needs): a whole burst again
+    sender.round_budget = 30.0
     sender.run_once()
-    assert claimed[-1] == min(20, left) > max(4, 2 * paced)
-    drain(network)
+    assert sub not in sender._pace
+    left = changes - len(receiver.events())
+    assert left > 20
+    sender.run_once()
+    assert claimed[-1] == (20, False)
+    receiver.answer = lambda got: 503  # down: its next claims take 4, the failed row first
+    sender.run_once()
+    assert claimed[-1] == (20, False) and sender._pace[sub] == 0
+    sender.run_once()
+    assert claimed[-1] == (4, False)
+    receiver.answer = lambda got: 200
+    for _ in range(20):
+        if not sender.run_once():
+            break
     told = [n for r in receiver.received if r.path == "/notify/slow" for n in r.event_numbers]
-    assert told == list(range(1, CHANGES + 1))
+    assert told == list(range(1, changes + 1))
+
+
+def test_a_pipelined_relay_does_not_continue_a_stream_too_slow_for_its_step(
+    network: Services,
+    org_client: Acting,
+    receiver: Watching,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pipelined, a stream that could not send its whole step is not continued while its next
+    step is in flight (the continuation would be dropped unsent); it comes due again as a
+    head, claimed at its pace. Every event still goes once, in order."""
+    kela = org_client("kela")
+    sub = _slow_subscription(kela, receiver, 1)
+    drain(network)
+    changes = 24
+    _changes(kela, changes)
+    claimed = _claims_of(sub, monkeypatch)
+    receiver.delay = 0.04
+    backoff = Backoff(base=0.2, cap=0.2, jitter=0.0)
+    sender = Relay(network, backoff=backoff, burst=20, round_budget=0.1, drive=2.0, pipeline=True)
+    sender.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(receiver.events()) < changes and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        sender.stop()
+    told = [n for r in receiver.received if r.path == "/notify/slow" for n in r.event_numbers]
+    assert told == list(range(1, changes + 1))
+    assert claimed[0] == (20, False)
+    # once a step was cut (the first: its continuation was claimed before that was known),
+    # no continuation, and no claim bigger than its pace asks
+    assert all(not continued and rows <= 8 for rows, continued in claimed[2:]), claimed
