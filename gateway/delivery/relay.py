@@ -156,6 +156,7 @@ class Relay:
         lease: float | None = None,
         burst: int = 256,
         step_rows: int = 1024,
+        step_total: int = 16_384,
         round_budget: float = 0.5,
         round_wait: float = 1.0,
         drive: float = 5.0,
@@ -175,6 +176,7 @@ class Relay:
         # Big steps pay: each step's audit (one AuditEvent per recipient, purpose and client)
         # and consent reading cost the same whether it carries 64 notifications or 256.
         self.burst, self.step_rows, self.round_budget = burst, step_rows, round_budget
+        self.step_total = step_total  # rows of all streams a step claims, at most (memory)
         # a stream whose last step ran out of `round_budget` (or failed) before it sent all it
         # had: how many it sent then (a slow partner: the next claim takes twice that, at
         # least 4, not `burst`; nor is it continued while a step is in flight)
@@ -393,6 +395,10 @@ class Relay:
             paced = self._pace.get(s)
             burst = self.burst if paced is None else min(self.burst, max(4, 2 * paced))
             out[s] = min(size * burst, max(size, self.step_rows))
+        total = sum(out.values())
+        if total > self.step_total:  # many streams at once: each a share (a notification's
+            share = self.step_total / total  # worth at least), so a step's memory is bounded
+            out = {s: max(sizes.get(s, 1), int(n * share)) for s, n in out.items()}
         return out
 
     def _prepare(self, batches: Sequence[Batch]) -> list[_Stream]:

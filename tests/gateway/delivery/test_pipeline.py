@@ -256,3 +256,26 @@ def test_a_pipelined_relay_does_not_continue_a_stream_too_slow_for_its_step(
     # once a step was cut (the first: its continuation was claimed before that was known),
     # no continuation, and no claim bigger than its pace asks
     assert all(not continued and rows <= 8 for rows, continued in claimed[2:]), claimed
+
+
+def test_a_step_claims_at_most_step_total_rows_of_all_streams(
+    network: Services, org_client: Acting, receiver: Watching
+) -> None:
+    """Each stream's share of a step: burst notifications of max-count rows, at most step_rows;
+    and all of them together at most step_total (each stream a notification's worth at least)."""
+    kela = org_client("kela")
+    ids = []
+    for name, count in (("a", 20), ("b", 20), ("c", 2)):
+        extension = ({"url": BACKPORT + "max-count", "valuePositiveInt": count},)
+        body = subscription(f"{receiver.url}/{name}", KELA_OWNS, channel_extensions=extension)
+        made = kela.post("/fhir/Subscription", json=body)
+        assert made.status_code == 201, made.text
+        ids.append(str(made.json()["id"]))
+    a, b, c = ids
+    with network.repo.reader() as session:
+        roomy = Relay(network, burst=20, step_rows=50, step_total=1000)
+        assert roomy._rows_per_stream(session, ids) == {a: 50, b: 50, c: 40}
+        tight = Relay(network, burst=20, step_rows=50, step_total=70)
+        assert tight._rows_per_stream(session, ids) == {a: 25, b: 25, c: 20}
+        tightest = Relay(network, burst=20, step_rows=50, step_total=10)
+        assert tightest._rows_per_stream(session, ids) == {a: 20, b: 20, c: 2}
