@@ -214,7 +214,7 @@ def claim(
         for head, stream, channel in taken:
             leased = found.get(stream, [])
             if not leased or leased[0].pos != head:
-                continue  # the stream changed since its head was taken (a re-send): next round
+                continue  # the head is no longer pending (sent meanwhile): next round
             batches.append(Batch(stream, channel, _alone(leased)))
         for stream in going:
             rows = found.get(stream, [])

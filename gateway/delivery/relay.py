@@ -644,13 +644,20 @@ class Relay:
     # -- heartbeats and pruning --------------------------------------------------------------
     def _housekeeping(self, now: int) -> None:
         self._pace.clear()  # (a minute's paces: no entry outlives its subscription for long)
-        with self.svc.repo.writer(sync=False) as session:
-            outbox.prune(session, now - int(self.keep * 1_000_000))
-        with self.svc.repo.reader() as session:
-            ended = subscriptions.end_due(session, now)
+        try:
+            with self.svc.repo.writer(sync=False) as session:
+                outbox.prune(session, now - int(self.keep * 1_000_000))
+            with self.svc.repo.reader() as session:
+                ended = subscriptions.end_due(session, now)
+        except Exception as exc:  # the database away: next minute
+            log.warning("delivery relay housekeeping failed (%s)", type(exc).__name__)
+            return
         for sub_id in ended:  # each a version of its Subscription resource, written as the server
-            with self.svc.repo.writer() as session:
-                subscriptions.set_status(session, sub_id, "off")
+            try:
+                with self.svc.repo.writer() as session:
+                    subscriptions.end(session, sub_id, now)
+            except Exception as exc:  # this one next minute; the others now
+                log.warning("delivery relay could not end a subscription (%s)", type(exc).__name__)
 
     async def heartbeats(self, client: PartnerClient) -> int:
         """Send the heartbeats that are due (idle active subscriptions with a period)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -72,14 +72,21 @@ class SubscriptionSpec:
         return self.end_us is not None and self.end_us <= now_us
 
     def to_json(self) -> str:
-        return orjson.dumps(asdict(self)).decode()
+        doc = asdict(self)
+        if doc["end_us"] is None:  # (as specs stored before `end` was kept read)
+            del doc["end_us"]
+        return orjson.dumps(doc).decode()
 
     @classmethod
     def from_json(cls, text: str | bytes) -> SubscriptionSpec:
         doc = orjson.loads(text)
         doc["filters"] = tuple((name, tuple(values)) for name, values in doc["filters"])
         doc["headers"] = tuple(doc["headers"])
-        return cls(**doc)
+        # fields a later version stored and this one does not know are left out
+        return cls(**{k: v for k, v in doc.items() if k in _SPEC_FIELDS})
+
+
+_SPEC_FIELDS = frozenset(f.name for f in fields(SubscriptionSpec))
 
 
 @lru_cache(maxsize=4096)

@@ -35,7 +35,9 @@ from gateway.security.scopes import permits
 from gateway.storage.base import Session
 
 SERVER_STATUSES = ("requested", "active", "error")
-_CHANNEL_FIELDS = ("criteria", "_criteria", "channel", "end")
+# what, changed, asks for a new handshake (not `end`: a later end of an active subscription
+# keeps it active; an ended one is off, and comes back through a handshake as any off one does)
+_CHANNEL_FIELDS = ("criteria", "_criteria", "channel")
 
 
 def shaper(registry: Registry | None, test_mode: bool) -> Any:
@@ -192,6 +194,15 @@ def end_due(session: Session, now: int) -> list[str]:
     """The subscriptions not off whose `end` has passed (the relay turns them off)."""
     rows = session.query("SELECT id, spec FROM subscriptions WHERE status <> 'off' ORDER BY id")
     return [str(id) for id, text in rows if stored_spec(str(text)).ended(now)]
+
+
+def end(session: Session, sub_id: str, now: int) -> None:
+    """Turn the subscription off if its `end` has still passed, under its lock: a subscriber's
+    renewal (a later `end`) committed since `end_due` read it stands."""
+    session.lock(f"Subscription/{sub_id}")
+    found = session.query("SELECT spec, status FROM subscriptions WHERE id = ?", (sub_id,))
+    if found and str(found[0][1]) != "off" and stored_spec(str(found[0][0])).ended(now):
+        set_status(session, sub_id, "off")
 
 
 def set_status(session: Session, sub_id: str, status: str, error: str | None = None) -> None:

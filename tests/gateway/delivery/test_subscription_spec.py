@@ -335,3 +335,19 @@ def test_spec_json_round_trip() -> None:
     assert again == spec
     assert isinstance(again.filters[0][1], tuple)
     assert SubscriptionSpec.from_json(spec.to_json().encode()) == spec
+
+
+def test_end_is_kept_in_microseconds_and_stored_specs_read_across_versions() -> None:
+    """Subscription.end as µs since the epoch (its offset applied); a spec with no end stores no
+    end_us (as specs stored before it existed, which still read), and a stored field this
+    version does not know is left out rather than failing every read."""
+    ended = parse_subscription({**_subscription(), "end": "2030-01-01T02:00:00+02:00"}, KELA, False)
+    assert ended.end_us == 1_893_456_000_000_000
+    assert ended.ended(ended.end_us) and not ended.ended(ended.end_us - 1)
+    assert SubscriptionSpec.from_json(ended.to_json()) == ended
+    plain = parse_subscription(_subscription(), KELA, False)
+    assert plain.end_us is None and not plain.ended(2**62)
+    assert "end_us" not in plain.to_json()
+    assert SubscriptionSpec.from_json(plain.to_json()) == plain
+    newer = plain.to_json().replace('"filters"', '"from_the_future":1,"filters"')
+    assert SubscriptionSpec.from_json(newer) == plain

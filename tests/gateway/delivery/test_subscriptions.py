@@ -347,3 +347,61 @@ def test_an_end_that_is_not_an_instant_is_refused_with_its_path(
     assert any("Subscription.end" in e for i in outcome["issue"] for e in i.get("expression", []))
     with network.repo.reader() as session:
         assert session.query("SELECT COUNT(*) FROM subscriptions")[0][0] == 0
+
+
+def test_a_later_end_keeps_it_active_and_an_ended_one_comes_back_through_a_handshake(
+    network: Services, org_client: Acting, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kela = org_client("kela")
+    made = create(kela, {**subscription(receiver.url, KELA_OWNS), "end": "2030-01-01T00:00:00Z"})
+    sub = made["id"]
+    drain(network)
+    live = kela.get(f"/fhir/Subscription/{sub}").json()
+    later = kela.put(f"/fhir/Subscription/{sub}", json={**live, "end": "2031-01-01T00:00:00Z"})
+    assert later.json()["status"] == "active" and handshakes(network, sub) == 1  # not asked again
+    real_ns = time.time_ns
+    past_end = 1_924_992_000_000_000  # 2031-01-01T00:00:00Z
+    monkeypatch.setattr(time, "time_ns", lambda: past_end * 1000 + real_ns() % 10**9)
+    relay(network).run_once()
+    ended = kela.get(f"/fhir/Subscription/{sub}").json()
+    assert ended["status"] == "off"
+    # renewed with a later end: requested, a new handshake, then active, and events flow again
+    renewed = kela.put(
+        f"/fhir/Subscription/{sub}",
+        json={**ended, "status": "requested", "end": "2032-01-01T00:00:00Z"},
+    )
+    assert renewed.json()["status"] == "requested"
+    drain(network)
+    assert kela.get(f"/fhir/Subscription/{sub}").json()["status"] == "active"
+    assert patch(kela, "Task/aino-task-kela", status="in-progress").status_code == 200
+    drain(network)
+    assert receiver.kinds() == ["handshake", "handshake", "event-notification"]
+
+
+def test_ending_checks_again_under_the_lock(
+    network: Services, org_client: Acting, receiver: Receiver
+) -> None:
+    """The relay lists ended subscriptions, then turns each off in its own transaction: one
+    renewed in between (a later end) is left as the subscriber wrote it."""
+    from gateway.delivery import subscriptions
+
+    kela = org_client("kela")
+    made = create(kela, {**subscription(receiver.url, KELA_OWNS), "end": "2030-01-01T00:00:00Z"})
+    sub = made["id"]
+    after_end = 1_893_456_000_000_001  # just after 2030-01-01T00:00:00Z
+    with network.repo.reader() as session:
+        assert subscriptions.end_due(session, after_end) == [sub]
+    live = kela.get(f"/fhir/Subscription/{sub}").json()
+    assert (
+        kela.put(
+            f"/fhir/Subscription/{sub}", json={**live, "end": "2031-01-01T00:00:00Z"}
+        ).status_code
+        == 200
+    )
+    with network.repo.writer() as session:
+        subscriptions.end(session, sub, after_end)
+    assert kela.get(f"/fhir/Subscription/{sub}").json()["status"] == "requested"
+    assert row_of(network, sub)[0] == "requested"
+    with network.repo.writer() as session:
+        subscriptions.end(session, sub, 1_924_992_000_000_001)  # past the new end: now off
+    assert kela.get(f"/fhir/Subscription/{sub}").json()["status"] == "off"
