@@ -149,20 +149,24 @@ def test_a_claim_whose_preparing_fails_gives_its_leases_back(
     assert receiver.events() == [1]
 
 
-def _slow_subscription(kela: Any, receiver: Watching, changes: int) -> str:
+def _slow_stream(
+    network: Services, kela: Any, receiver: Watching, changes: int, mp: pytest.MonkeyPatch
+) -> tuple[str, list[tuple[int, bool]]]:
+    """A max-count 1 subscription, handshaken, with `changes` events waiting, its receiver
+    slow (~3 pushes fit in a 0.1 s round budget); and the list its claims go to from now on."""
     one = ({"url": BACKPORT + "max-count", "valuePositiveInt": 1},)
     made = kela.post(
         "/fhir/Subscription",
         json=subscription(f"{receiver.url}/slow", KELA_OWNS, channel_extensions=one),
     )
     assert made.status_code == 201, made.text
-    return str(made.json()["id"])
-
-
-def _changes(kela: Any, count: int) -> None:
-    for n in range(count):
+    sub = str(made.json()["id"])
+    drain(network)
+    for n in range(changes):
         status = "in-progress" if n % 2 == 0 else "on-hold"
         assert patch(kela, "Task/aino-task-kela", status=status).status_code == 200
+    receiver.delay = 0.04
+    return sub, _claims_of(sub, mp)
 
 
 def _claims_of(sub: str, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bool]]:
@@ -189,13 +193,8 @@ def test_a_partner_too_slow_for_its_burst_is_claimed_for_at_its_pace(
     """A stream whose step ran out of round_budget before it sent all it had claimed is next
     claimed for twice what it sent (at least 4 notifications), not a whole burst; a failed
     push too; once it keeps up again, a whole burst. Every event still goes once, in order."""
-    kela = org_client("kela")
-    sub = _slow_subscription(kela, receiver, 1)
-    drain(network)
     changes = 60
-    _changes(kela, changes)
-    claimed = _claims_of(sub, monkeypatch)
-    receiver.delay = 0.04  # ~3 pushes fit in the round budget
+    sub, claimed = _slow_stream(network, org_client("kela"), receiver, changes, monkeypatch)
     now = Backoff(base=0.0, jitter=0.0)  # a failed row is due again at once
     sender = Relay(network, backoff=now, burst=20, round_budget=0.1, pipeline=False)
     sender.run_once()
@@ -234,13 +233,8 @@ def test_a_pipelined_relay_does_not_continue_a_stream_too_slow_for_its_step(
     """Pipelined, a stream that could not send its whole step is not continued while its next
     step is in flight (the continuation would be dropped unsent); it comes due again as a
     head, claimed at its pace. Every event still goes once, in order."""
-    kela = org_client("kela")
-    sub = _slow_subscription(kela, receiver, 1)
-    drain(network)
     changes = 24
-    _changes(kela, changes)
-    claimed = _claims_of(sub, monkeypatch)
-    receiver.delay = 0.04
+    _, claimed = _slow_stream(network, org_client("kela"), receiver, changes, monkeypatch)
     backoff = Backoff(base=0.2, cap=0.2, jitter=0.0)
     sender = Relay(network, backoff=backoff, burst=20, round_budget=0.1, drive=2.0, pipeline=True)
     sender.start()
