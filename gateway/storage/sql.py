@@ -8,7 +8,7 @@ replaces the resource's search-index rows, all inside the caller's transaction.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,6 +128,20 @@ def _pg_insert_new(prepared: Prepared) -> tuple[str, list[Any]]:
             ctes.append(f"i_{table} AS ({sql})")
             params += flat
     return "WITH " + ", ".join(ctes) + " SELECT 1", params
+
+
+def _batch_index_rows(prepared: Sequence[Prepared]) -> Iterator[tuple[str, list[tuple]]]:
+    """(index table, its rows) of a batch of new resources, each row led by its resource's
+    type and id; tables with no rows left out (`insert_many` on either store)."""
+    for table in INDEX_TABLES:
+        name = table.removeprefix("sp_")
+        rows = [
+            (p.version.resource_type, p.version.id, *row)
+            for p in prepared
+            for row in getattr(p.rows, name)
+        ]
+        if rows:
+            yield table, rows
 
 
 def _now_us() -> int:
@@ -344,15 +358,8 @@ class SqlSession:
             f"INSERT INTO history ({_HCOLS}) VALUES (?, ?, 1, ?, 0, ?, ?)",
             [(v.resource_type, v.id, v.last_updated_us, v.body, v.method) for v in versions],
         )
-        for table in INDEX_TABLES:
-            name = table.removeprefix("sp_")
-            rows = [
-                (p.version.resource_type, p.version.id, *row)
-                for p in prepared
-                for row in getattr(p.rows, name)
-            ]
-            if rows:
-                cur.executemany(_INSERT_INDEX[table], rows)
+        for table, rows in _batch_index_rows(prepared):
+            cur.executemany(_INSERT_INDEX[table], rows)
 
     def _pg_insert_many(self, prepared: Sequence[Prepared]) -> None:
         """One INSERT per table, its values sent as one array per column (`_PG_MANY_*`): one
@@ -369,15 +376,7 @@ class SqlSession:
         cur = self.conn.cursor()
         cur.execute(_PG_MANY_RESOURCES, (types, ids, lus, bodies))
         cur.execute(_PG_MANY_HISTORY, (types, ids, lus, bodies, [v.method for v in versions]))
-        for table in INDEX_TABLES:
-            name = table.removeprefix("sp_")
-            rows = [
-                (p.version.resource_type, p.version.id, *row)
-                for p in prepared
-                for row in getattr(p.rows, name)
-            ]
-            if not rows:
-                continue
+        for table, rows in _batch_index_rows(prepared):
             try:
                 cur.execute(_PG_MANY_INDEX[table], [list(c) for c in zip(*rows, strict=True)])
             except DataError as e:
